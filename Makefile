@@ -1,0 +1,51 @@
+# Huế GIS — `make run` serves the API and map on http://127.0.0.1:8000, `make test` runs all tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test bench lint system venv db-up demo clean-db help
+
+help:
+	@echo "make run    set everything up, load the demo data, serve on http://$(HOST):$(PORT)"
+	@echo "make test   set everything up and run the whole test suite"
+	@echo "make bench  run the benchmarks (bench/README.md)"
+	@echo "make lint   ruff"
+
+system:
+	@bash scripts/system-deps.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+venv: system $(STAMP)
+
+db-up: venv
+	$(BIN)/huegis db up
+	$(BIN)/huegis db migrate
+
+demo: db-up
+	$(BIN)/huegis load demo --if-empty
+
+run: demo
+	$(BIN)/huegis serve --host $(HOST) --port $(PORT)
+
+test: venv
+	$(BIN)/ruff check gis api layers tests bench migrations
+	$(BIN)/python -m pytest tests gis layers --doctest-modules
+
+lint: venv
+	$(BIN)/ruff check gis api layers tests bench migrations
+
+bench: venv
+	@bash scripts/system-deps.sh --bench
+	$(BIN)/python bench/bench_import.py
+
+clean-db:
+	-$(BIN)/huegis db down
+	rm -rf var/pg

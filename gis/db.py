@@ -1,0 +1,104 @@
+"""Database access: connections, the asyncpg pool for the API, and Alembic migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+
+from gis.settings import PROJECT_ROOT, Settings
+
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+
+
+def sqlalchemy_url(dsn: str) -> str:
+    """``postgresql://…`` → ``postgresql+psycopg://…`` for SQLAlchemy/Alembic."""
+    scheme, rest = dsn.split("://", 1)
+    return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else dsn
+
+
+def with_database(dsn: str, database: str) -> str:
+    """The same server URL pointing at another database.
+
+    >>> with_database("postgresql://u@h:5/a?sslmode=disable", "b")
+    'postgresql://u@h:5/b?sslmode=disable'
+    """
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+def database_name(dsn: str) -> str:
+    return urlsplit(dsn).path.lstrip("/")
+
+
+def redact(dsn: str) -> str:
+    """URL without its password, for messages."""
+    parts = urlsplit(dsn)
+    netloc = parts.netloc
+    if "@" in netloc and ":" in netloc.split("@", 1)[0]:
+        user = netloc.split("@", 1)[0].split(":", 1)[0]
+        netloc = f"{user}:***@{netloc.split('@', 1)[1]}"
+    query = urlencode([(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query)])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+@contextmanager
+def connect(dsn: str, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+    """A synchronous psycopg connection (CLI, loaders, import/export)."""
+    with psycopg.connect(dsn, autocommit=autocommit) as conn:
+        yield conn
+
+
+def alembic_config(dsn: str):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(dsn).replace("%", "%%"))
+    return cfg
+
+
+def migrate(dsn: str, revision: str = "head") -> None:
+    """Upgrade the database at ``dsn`` to ``revision`` with Alembic."""
+    from alembic import command
+
+    command.upgrade(alembic_config(dsn), revision)
+
+
+def downgrade(dsn: str, revision: str = "base") -> None:
+    from alembic import command
+
+    command.downgrade(alembic_config(dsn), revision)
+
+
+def current_revision(dsn: str) -> str | None:
+    with connect(dsn) as conn:
+        try:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
+        return row[0] if row else None
+
+
+def ensure_ready(settings: Settings) -> str:
+    """Start the managed cluster when it is the target; return the DSN."""
+    if settings.uses_managed_cluster:
+        from gis.cluster import Cluster
+
+        Cluster(settings).up()
+    return settings.dsn
+
+
+async def create_pool(settings: Settings):
+    """asyncpg pool with a statement timeout, so a heavy query cannot starve the others."""
+    import asyncpg
+
+    return await asyncpg.create_pool(
+        settings.dsn,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        server_settings={"statement_timeout": str(settings.statement_timeout_ms),
+                         "application_name": "huegis-api"},
+    )

@@ -1,0 +1,66 @@
+"""Configuration, read from ``HUEGIS_*`` environment variables (pydantic-settings).
+
+Settings are passed to the functions that need them, never kept as module globals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Huế GIS configuration.
+
+    ``database_url`` points the application at any PostGIS; when unset, the project-managed
+    cluster in ``var_dir/pg`` (port ``pg_port``, socket in ``var_dir``) is used.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="HUEGIS_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="postgresql:// URL of the PostGIS database to use")
+    var_dir: Path = Field(default=PROJECT_ROOT / "var",
+                          description="Where the managed cluster, rasters and caches live")
+    data_dir: Path = Field(default=PROJECT_ROOT / "data",
+                           description="Shipped demo data (wards, POIs)")
+    pg_port: int = Field(default=5439, description="Port of the managed PostgreSQL cluster")
+    pg_database: str = Field(default="huegis", description="Database name in the managed cluster")
+    statement_timeout_ms: int = Field(
+        default=15_000, description="Per-statement timeout for API queries (ms)")
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+    max_items_limit: int = Field(default=10_000, description="Largest `limit` accepted")
+    default_items_limit: int = 100
+    public_base_url: str | None = Field(
+        default=None, description="Base URL used in links (default: from the request)")
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.var_dir / "pg"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.var_dir
+
+    @property
+    def raster_dir(self) -> Path:
+        return self.var_dir / "rasters"
+
+    def managed_url(self, database: str | None = None) -> str:
+        """URL of a database in the managed cluster (over its Unix socket)."""
+        db = database or self.pg_database
+        return f"postgresql://postgres@/{db}?host={self.socket_dir}&port={self.pg_port}"
+
+    @property
+    def dsn(self) -> str:
+        """The database URL the application uses."""
+        return self.database_url or self.managed_url()
+
+    @property
+    def uses_managed_cluster(self) -> bool:
+        return self.database_url is None

@@ -1,0 +1,61 @@
+"""Small SQL builders shared by features, tiles and exports.
+
+Identifiers come only from the layer catalog and are always quoted; values are always
+``$n`` parameters (asyncpg) bound by the caller.
+"""
+
+from __future__ import annotations
+
+from layers import Layer
+
+
+def ident(name: str) -> str:
+    """Quote an SQL identifier.
+
+    >>> ident('land_parcels')
+    '"land_parcels"'
+    >>> ident('a"b')
+    '"a""b"'
+    """
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_ref(layer: Layer) -> str:
+    """Schema-qualified, quoted table of a layer.
+
+    >>> from layers import VECTOR_LAYERS
+    >>> table_ref(VECTOR_LAYERS['parcels'])
+    '"public"."land_parcels"'
+    """
+    return f"{ident(layer.schema)}.{ident(layer.table)}"
+
+
+def visible_fields(layer: Layer, include_private: bool = False) -> list[str]:
+    """Names of the fields a caller may see: public ones unless ``include_private``."""
+    return [f.name for f in layer.fields if f.public or include_private]
+
+
+def id_is_integer(layer: Layer) -> bool:
+    """Whether the layer's id column holds integers (usable as an MVT feature id)."""
+    if layer.has_field(layer.id_column):
+        return layer.field(layer.id_column).type == "int"
+    return True
+
+
+def properties_json(layer: Layer, alias: str = "t", include_private: bool = False) -> str:
+    """``json_build_object(...)`` over the visible fields (private ones left out).
+
+    >>> from layers import VECTOR_LAYERS
+    >>> 'owner_name' in properties_json(VECTOR_LAYERS['parcels'])
+    False
+    """
+    args = ", ".join(f"'{name}', {alias}.{ident(name)}"
+                     for name in visible_fields(layer, include_private))
+    return f"json_build_object({args})"
+
+
+def bbox_clause(layer: Layer, first_param: int, alias: str = "t") -> str:
+    """``geom && envelope`` with the four bbox values as parameters ``$first..$first+3``."""
+    p = first_param
+    return (f"{alias}.{ident(layer.geometry_column)} && "
+            f"ST_MakeEnvelope(${p}, ${p + 1}, ${p + 2}, ${p + 3}, 4326)")

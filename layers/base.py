@@ -1,0 +1,115 @@
+"""Typed declarations of the layer catalog.
+
+A layer is described once, as data. Storage (the migration mirrors these fields), OGC API
+Features, vector tiles, PNG styles, privacy and import/export all read these declarations;
+nothing layer-specific lives in generic code. No SQL and no web framework here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+FieldType = Literal["text", "int", "float", "date", "datetime", "bool"]
+GeometryType = Literal["Point", "MultiPoint", "LineString", "MultiLineString", "Polygon",
+                       "MultiPolygon"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One attribute column of a vector layer.
+
+    ``public=False`` marks personal or internal data: it never leaves through public features,
+    tiles or exports. ``choices`` lists the allowed values (validated on import).
+    ``required`` fields must be present in imported rows.
+    """
+
+    name: str
+    type: FieldType = "text"
+    public: bool = True
+    title: str | None = None
+    choices: tuple[str, ...] | None = None
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Style:
+    """Cartographic style, read by the PNG renderer, the web map and its legend."""
+
+    fill: str | None = None
+    stroke: str | None = None
+    stroke_width: float = 1.0
+    fill_opacity: float = 0.6
+    symbol: str | None = None  # point marker name (circle, square, triangle, star, cross)
+    radius: float = 5.0
+    label: str | None = None  # field used for labels
+    # Optional per-value colours for one field (a categorised legend), e.g. land use.
+    classify: str | None = None
+    classes: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A vector layer (an OGC API collection) backed by one PostGIS table or view."""
+
+    id: str
+    title: str
+    title_vi: str
+    table: str
+    geometry_type: GeometryType
+    fields: tuple[Field, ...]
+    id_column: str = "id"
+    geometry_column: str = "geom"
+    schema: str = "public"
+    description: str = ""
+    # Natural key (fields that identify a row across imports); duplicates are rejected.
+    key: tuple[str, ...] = ()
+    zoom: tuple[int, int] = (0, 22)
+    style: Style = field(default_factory=Style)
+    editable: bool = False
+    # Whether ``huegis import`` may load into this layer.
+    importable: bool = True
+    # Datetime field for temporal queries (OGC ``datetime``), if any.
+    temporal: str | None = None
+    keywords: tuple[str, ...] = ()
+
+    kind: Literal["vector"] = "vector"
+
+    @property
+    def public_fields(self) -> tuple[Field, ...]:
+        return tuple(f for f in self.fields if f.public)
+
+    @property
+    def private_fields(self) -> tuple[Field, ...]:
+        return tuple(f for f in self.fields if not f.public)
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def has_field(self, name: str) -> bool:
+        return any(f.name == name for f in self.fields)
+
+    @property
+    def is_polygonal(self) -> bool:
+        return self.geometry_type in ("Polygon", "MultiPolygon")
+
+
+@dataclass(frozen=True)
+class RasterLayer:
+    """A raster layer: a Cloud-Optimized GeoTIFF registered in ``raster_datasets``."""
+
+    id: str
+    title: str
+    title_vi: str
+    units: str
+    nodata: float
+    filename: str  # file name of the COG inside the raster directory
+    description: str = ""
+    colormap: str = "viridis"
+    rescale: tuple[float, float] = (0.0, 1.0)
+    keywords: tuple[str, ...] = ()
+
+    kind: Literal["raster"] = "raster"

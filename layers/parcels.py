@@ -1,0 +1,50 @@
+"""Land parcels (thửa đất) with their land-use class from the Vietnamese land classification."""
+
+from layers.base import Field, Layer, Style
+
+# Land-use codes (Luật Đất đai, Thông tư 08/2024/TT-BTNMT) used in Huế's cadastral data.
+LAND_USE = {
+    "ODT": ("Urban residential land", "Đất ở tại đô thị", "#f4a582"),
+    "ONT": ("Rural residential land", "Đất ở tại nông thôn", "#fddbc7"),
+    "CLN": ("Perennial crop land", "Đất trồng cây lâu năm", "#a6d96a"),
+    "LUC": ("Specialised paddy land", "Đất chuyên trồng lúa", "#ffffbf"),
+    "HNK": ("Other annual crop land", "Đất trồng cây hằng năm khác", "#fee08b"),
+    "TMD": ("Commercial and service land", "Đất thương mại, dịch vụ", "#d6604d"),
+    "SKC": ("Non-agricultural production land", "Đất cơ sở sản xuất phi nông nghiệp", "#b2abd2"),
+    "DGT": ("Transport land", "Đất giao thông", "#bababa"),
+    "DGD": ("Education facility land", "Đất xây dựng cơ sở giáo dục", "#92c5de"),
+    "DYT": ("Health facility land", "Đất xây dựng cơ sở y tế", "#4393c3"),
+    "DVH": ("Culture facility land", "Đất xây dựng cơ sở văn hóa", "#c51b7d"),
+    "TON": ("Religious land", "Đất tôn giáo", "#de77ae"),
+    "DKV": ("Public recreation land", "Đất khu vui chơi, giải trí công cộng", "#1a9850"),
+    "NTD": ("Cemetery land", "Đất nghĩa trang", "#878787"),
+    "SON": ("Rivers and streams", "Đất sông, ngòi, kênh, rạch, suối", "#9ecae1"),
+}
+
+PARCELS = Layer(
+    id="parcels",
+    title="Land parcels",
+    title_vi="Thửa đất",
+    description="Cadastral land parcels with map sheet, parcel number and land-use class.",
+    table="land_parcels",
+    geometry_type="MultiPolygon",
+    key=("ward_code", "map_sheet_no", "parcel_no"),
+    fields=(
+        Field("parcel_no", title="Parcel number", required=True),
+        Field("map_sheet_no", title="Map sheet number", required=True),
+        Field("land_use", title="Land-use code", choices=tuple(LAND_USE), required=True),
+        Field("area_m2", "float", title="Area (m²)"),
+        Field("zoning", title="Zoning"),
+        Field("owner_type", title="Owner type",
+              choices=("household", "organisation", "state", "religious", "community")),
+        Field("owner_name", title="Owner name", public=False),
+        Field("ward_code", title="Ward GSO code"),
+        Field("address", title="Address"),
+        Field("source", title="Source"),
+    ),
+    zoom=(13, 22),
+    style=Style(fill="#f2d49b", stroke="#a0522d", stroke_width=0.5, label="parcel_no",
+                classify="land_use", classes=tuple((k, v[2]) for k, v in LAND_USE.items())),
+    editable=True,
+    keywords=("cadastre", "land use"),
+)

@@ -1,0 +1,29 @@
+"""Administrative units: the 40 wards/communes of Huế City (two-level government, 2025)."""
+
+from layers.base import Field, Layer, Style
+
+WARDS = Layer(
+    id="wards",
+    title="Wards and communes",
+    title_vi="Phường, xã",
+    description="The 40 wards (phường) and communes (xã) of Huế City since 1 July 2025, "
+    "with their official GSO codes.",
+    table="wards",  # a view over admin_units (level = 'ward')
+    geometry_type="MultiPolygon",
+    id_column="gso_code",
+    key=("gso_code",),
+    fields=(
+        Field("gso_code", title="GSO code", required=True),
+        Field("name", title="Name", required=True),
+        Field("short_name", title="Short name"),
+        Field("unit_type", title="Unit type", choices=("Phường", "Xã")),
+        Field("area_km2", "float", title="Area (km²)"),
+        Field("population", "int", title="Population"),
+        Field("effective_from", "date", title="Effective from"),
+    ),
+    zoom=(6, 22),
+    style=Style(fill="#ffffff", fill_opacity=0.05, stroke="#6a3d9a", stroke_width=1.5,
+                label="short_name"),
+    importable=False,
+    keywords=("administrative", "boundaries"),
+)
