@@ -53,7 +53,8 @@ def test_postgis_transforms_vn2000_like_pyproj(database_url: str) -> None:
 
 def test_geometry_constraints(conn: psycopg.Connection) -> None:
     """SRID and validity are enforced by the schema, and updated_at by a trigger."""
-    bowtie = "SRID=4326;MULTIPOLYGON(((107.58 16.46,107.59 16.47,107.59 16.46,107.58 16.47,107.58 16.46)))"
+    bowtie = ("SRID=4326;MULTIPOLYGON(((107.58 16.46,107.59 16.47,107.59 16.46,"
+              "107.58 16.47,107.58 16.46)))")
     for bad in (bowtie, "SRID=3857;MULTIPOLYGON(((0 0,1 0,1 1,0 0)))"):
         with conn.transaction(force_rollback=True):
             try:

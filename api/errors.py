@@ -1,0 +1,73 @@
+"""One error shape for every failure: ``{"code": ..., "description": ...}`` with its status."""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gis import errors
+
+log = logging.getLogger("huegis.api")
+
+STATUS: dict[type[errors.HueGISError], int] = {
+    errors.LayerNotFound: 404,
+    errors.FeatureNotFound: 404,
+    errors.TileMatrixSetNotFound: 404,
+    errors.InvalidTile: 404,
+    errors.InvalidParameter: 400,
+    errors.ImportRejected: 400,
+    errors.QueryTimeout: 503,
+    errors.DatabaseUnavailable: 503,
+}
+
+
+def status_for(exc: errors.HueGISError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def error_response(status: int, code: str, description: str) -> JSONResponse:
+    return JSONResponse({"code": code, "description": description}, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into the one error shape."""
+
+    @app.exception_handler(errors.HueGISError)
+    async def _domain(_: Request, exc: errors.HueGISError) -> JSONResponse:
+        return error_response(status_for(exc), exc.code, exc.description)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for e in exc.errors():
+            where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("query", "path"))
+            parts.append(f"{where}: {e.get('msg')}")
+        return error_response(400, "InvalidParameterValue", "; ".join(parts))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(asyncpg.QueryCanceledError)
+    async def _timeout(_: Request, exc: asyncpg.QueryCanceledError) -> JSONResponse:
+        return error_response(503, "QueryTimeout",
+                              "the query took too long and was cancelled; narrow it down")
+
+    @app.exception_handler(OSError)
+    async def _db_down(_: Request, exc: OSError) -> JSONResponse:
+        log.error("database unavailable: %s", exc)
+        return error_response(503, "DatabaseUnavailable", "the database is unavailable")
+
+    @app.exception_handler(asyncpg.PostgresError)
+    async def _pg(_: Request, exc: asyncpg.PostgresError) -> JSONResponse:
+        log.exception("database error", exc_info=exc)
+        return error_response(500, "InternalError", "a database error occurred")
