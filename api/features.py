@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import asyncpg
 from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import AnyLayerDep, LayerDep, PoolDep, SettingsDep, base_url
@@ -81,7 +82,12 @@ class FeaturesRouter:
             """Describe one collection, with its spatial extent."""
             extent = None
             if isinstance(layer, Layer):
-                row = await pool.fetchrow(features.extent_sql(layer))
+                try:
+                    row = await pool.fetchrow(features.extent_sql(layer, estimated=True))
+                except asyncpg.PostgresError:  # a view has no statistics of its own
+                    row = None
+                if row is None or row[0] is None:
+                    row = await pool.fetchrow(features.extent_sql(layer))
                 extent = tuple(row) if row else None
             return collection_doc(layer, base_url(request, settings), extent)
 

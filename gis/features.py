@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gis.errors import InvalidParameter
-from gis.sqlbuild import bbox_clause, ident, properties_json, table_ref
+from gis.sqlbuild import bbox_clause, ident, literal, properties_json, table_ref
 from layers import Layer
 
 GEOJSON_DECIMALS = 7  # ~1 cm at Huế's latitude
@@ -65,9 +65,17 @@ def item_sql(layer: Layer) -> str:
     )
 
 
-def extent_sql(layer: Layer) -> str:
-    """SQL for the layer's bounding box (xmin, ymin, xmax, ymax) in EPSG:4326."""
+def extent_sql(layer: Layer, estimated: bool = False) -> str:
+    """SQL for the layer's bounding box (xmin, ymin, xmax, ymax) in EPSG:4326.
+
+    ``estimated`` reads the planner statistics (``ST_EstimatedExtent``: instant on big tables
+    after ANALYZE; an error on views, NULL without statistics); otherwise the exact extent.
+    """
     g = ident(layer.geometry_column)
+    if estimated:
+        e = (f"ST_EstimatedExtent({literal(layer.schema)}, {literal(layer.table)}, "
+             f"{literal(layer.geometry_column)})")
+        return f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM {e} AS e"
     return (f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
             f"FROM (SELECT ST_Extent({g})::box2d AS e FROM {table_ref(layer)}) s")
 

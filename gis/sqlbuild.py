@@ -20,6 +20,15 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def literal(text: str) -> str:
+    """An SQL string literal, for catalog names only (values are always bound parameters).
+
+    >>> literal("it's")
+    "'it''s'"
+    """
+    return "'" + text.replace("'", "''") + "'"
+
+
 def table_ref(layer: Layer) -> str:
     """Schema-qualified, quoted table of a layer.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import morecantile
 
 from gis.errors import InvalidTile, TileMatrixSetNotFound
-from gis.sqlbuild import id_is_integer, ident, table_ref, visible_fields
+from gis.sqlbuild import id_is_integer, ident, literal, table_ref, visible_fields
 from layers import Layer
 
 EXTENT = 4096
@@ -61,15 +61,7 @@ def mvt_sql(layer: Layer) -> str:
         f"ST_AsMVTGeom(ST_Transform(t.{g}, 3857), b.env, {EXTENT}, {BUFFER}, true) AS "
         f"{ident('__geom')}" + (", " + cols if cols else "") +
         f" FROM {table_ref(layer)} AS t, b WHERE t.{g} && b.env4326) "
-        f"SELECT ST_AsMVT(m.*, {_literal(layer.id)}, {EXTENT}, '__geom'{id_arg}) FROM m "
+        f"SELECT ST_AsMVT(m.*, {literal(layer.id)}, {EXTENT}, '__geom'{id_arg}) FROM m "
         f"WHERE m.{ident('__geom')} IS NOT NULL"
     )
 
-
-def _literal(text: str) -> str:
-    """An SQL string literal (for catalog ids only).
-
-    >>> _literal("it's")
-    "'it''s'"
-    """
-    return "'" + text.replace("'", "''") + "'"

@@ -75,6 +75,13 @@ def test_collection_extent(client: TestClient) -> None:
     assert 107.0 < w < 107.1 and 108.1 < e < 108.3 and 15.9 < s < 16.1 and 16.7 < n < 16.8
 
 
+def test_collection_extent_from_statistics(client: TestClient, database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("ANALYZE land_parcels")
+    w, s, e, n = client.get("/collections/parcels").json()["extent"]["spatial"]["bbox"][0]
+    assert box(w, s, e, n).intersects(shapely.union_all(PARCELS))
+
+
 def test_items_paging_with_next_link(client: TestClient) -> None:
     r = client.get("/collections/wards/items", params={"limit": 15})
     assert r.status_code == 200
