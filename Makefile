@@ -36,11 +36,11 @@ run: demo
 	$(BIN)/huegis serve --host $(HOST) --port $(PORT)
 
 test: venv
-	$(BIN)/ruff check gis api layers tests bench migrations
+	$(BIN)/ruff check gis api layers tests bench migrations scripts
 	$(BIN)/python -m pytest tests gis layers --doctest-modules
 
 lint: venv
-	$(BIN)/ruff check gis api layers tests bench migrations
+	$(BIN)/ruff check gis api layers tests bench migrations scripts
 
 bench: venv
 	@bash scripts/system-deps.sh --bench

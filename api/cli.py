@@ -23,7 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from gis.errors import HueGISError, LayerNotFound
+from gis.errors import HueGISError
 from gis.settings import Settings
 
 app = typer.Typer(help="Huế GIS: spatial service and map platform for Huế City.",
@@ -65,13 +65,9 @@ def _ready_dsn(settings: Settings) -> str:
 
 
 def _vector_layer(layer_id: str):
-    from layers import CATALOG, VECTOR_LAYERS
+    from gis.catalog import vector_layer
 
-    if layer_id not in VECTOR_LAYERS:
-        raise LayerNotFound(f"unknown vector layer {layer_id!r}; vector layers: "
-                            f"{', '.join(VECTOR_LAYERS)}"
-                            + (" (that one is a raster layer)" if layer_id in CATALOG else ""))
-    return VECTOR_LAYERS[layer_id]
+    return vector_layer(layer_id)
 
 
 # ---------------------------------------------------------------------------- db

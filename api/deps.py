@@ -7,9 +7,9 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Path, Request
 
-from gis.errors import LayerNotFound
+from gis.catalog import any_layer, vector_layer
 from gis.settings import Settings
-from layers import CATALOG, VECTOR_LAYERS, Layer, RasterLayer
+from layers import Layer, RasterLayer
 
 
 def get_pool(request: Request) -> asyncpg.Pool:
@@ -23,24 +23,13 @@ def get_settings(request: Request) -> Settings:
 def vector_layer_from_path(
     collection_id: Annotated[str, Path(description="Collection id from the catalog")],
 ) -> Layer:
-    layer = VECTOR_LAYERS.get(collection_id)
-    if layer is None:
-        if collection_id in CATALOG:
-            raise LayerNotFound(f"collection {collection_id!r} is a raster layer and has no "
-                                "features or vector tiles")
-        raise LayerNotFound(f"unknown collection {collection_id!r}; available: "
-                            f"{', '.join(CATALOG)}")
-    return layer
+    return vector_layer(collection_id)
 
 
 def any_layer_from_path(
     collection_id: Annotated[str, Path(description="Collection id from the catalog")],
 ) -> Layer | RasterLayer:
-    layer = CATALOG.get(collection_id)
-    if layer is None:
-        raise LayerNotFound(f"unknown collection {collection_id!r}; available: "
-                            f"{', '.join(CATALOG)}")
-    return layer
+    return any_layer(collection_id)
 
 
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]

@@ -10,6 +10,16 @@ from psycopg import sql
 ProgressFn = Callable[[int], None]
 
 
+def copy_statement(table: str, columns: Sequence[str]) -> sql.Composed:
+    """``COPY "schema"."table" ("col", …) FROM STDIN`` with every identifier quoted.
+
+    >>> copy_statement("public.land_parcels", ["geom"]).as_string(None)
+    'COPY "public"."land_parcels" ("geom") FROM STDIN'
+    """
+    return sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(*table.split(".")), sql.SQL(", ").join(map(sql.Identifier, columns)))
+
+
 def copy_rows(conn: psycopg.Connection, table: str, columns: Sequence[str],
               rows: Iterable[Sequence[object]], *, progress: ProgressFn | None = None,
               every: int = 10_000) -> int:
@@ -25,8 +35,7 @@ def copy_rows(conn: psycopg.Connection, table: str, columns: Sequence[str],
     >>> shapely.to_wkb(shapely.Point(107.59, 16.46), hex=True, include_srid=True)[:10]
     '0101000000'
     """
-    stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(*table.split(".")), sql.SQL(", ").join(map(sql.Identifier, columns)))
+    stmt = copy_statement(table, columns)
     n = 0
     pending = 0
     with conn.cursor() as cur, cur.copy(stmt) as cp:

@@ -1,6 +1,7 @@
 """Construction order: building permits and detected violations, with footprints."""
 
 from layers.base import Field, Layer, Style
+from layers.common import ADDRESS, SOURCE, WARD_CODE
 
 CONSTRUCTION = Layer(
     id="construction",
@@ -25,10 +26,10 @@ CONSTRUCTION = Layer(
         Field("expires_on", "date", title="Expires on"),
         Field("floors", "int", title="Floors"),
         Field("footprint_m2", "float", title="Footprint (m²)"),
-        Field("address", title="Address"),
-        Field("ward_code", title="Ward GSO code"),
+        ADDRESS,
+        WARD_CODE,
         Field("inspector_notes", title="Inspector notes", public=False),
-        Field("source", title="Source"),
+        SOURCE,
     ),
     zoom=(14, 22),
     style=Style(fill="#fdb462", stroke="#e31a1c", stroke_width=1.0, label="record_no",

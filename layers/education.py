@@ -1,6 +1,7 @@
 """Education facilities: kindergartens, schools, colleges, universities, libraries."""
 
 from layers.base import Field, Layer, Style
+from layers.common import ADDRESS, OSM_ID, SOURCE, WARD_CODE
 
 EDUCATION = Layer(
     id="education",
@@ -15,10 +16,10 @@ EDUCATION = Layer(
         Field("kind", title="Kind", required=True,
               choices=("kindergarten", "primary", "lower_secondary", "upper_secondary",
                        "school", "college", "university", "library")),
-        Field("address", title="Address"),
-        Field("osm_id", "int", title="OSM node id"),
-        Field("ward_code", title="Ward GSO code"),
-        Field("source", title="Source"),
+        ADDRESS,
+        OSM_ID,
+        WARD_CODE,
+        SOURCE,
     ),
     zoom=(10, 22),
     style=Style(fill="#377eb8", stroke="#ffffff", symbol="square", radius=5, label="name"),

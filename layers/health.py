@@ -1,6 +1,7 @@
 """Health facilities: hospitals, clinics, commune health stations, pharmacies."""
 
 from layers.base import Field, Layer, Style
+from layers.common import ADDRESS, OPENING_HOURS, OSM_ID, SOURCE, WARD_CODE
 
 HEALTH = Layer(
     id="health",
@@ -16,11 +17,11 @@ HEALTH = Layer(
               choices=("hospital", "clinic", "health_station", "doctors", "dentist",
                        "pharmacy")),
         Field("beds", "int", title="Beds"),
-        Field("address", title="Address"),
-        Field("opening_hours", title="Opening hours"),
-        Field("osm_id", "int", title="OSM node id"),
-        Field("ward_code", title="Ward GSO code"),
-        Field("source", title="Source"),
+        ADDRESS,
+        OPENING_HOURS,
+        OSM_ID,
+        WARD_CODE,
+        SOURCE,
     ),
     zoom=(10, 22),
     style=Style(fill="#e41a1c", stroke="#ffffff", symbol="cross", radius=6, label="name"),

@@ -5,6 +5,7 @@ tiles or exports. The event history lives in ``incident_events`` (not a map laye
 """
 
 from layers.base import Field, Layer, Style
+from layers.common import ADDRESS, SOURCE, WARD_CODE
 
 INCIDENT_CATEGORIES = {
     "roads": ("Roads and pavements", "Giao thông, đường sá"),
@@ -34,8 +35,8 @@ INCIDENTS = Layer(
         Field("status", title="Status", choices=INCIDENT_STATUSES),
         Field("priority", title="Priority", choices=("normal", "urgent")),
         Field("channel", title="Channel", choices=("app", "hotline", "web", "open311")),
-        Field("address", title="Address"),
-        Field("ward_code", title="Ward GSO code"),
+        ADDRESS,
+        WARD_CODE,
         Field("created_at", "datetime", title="Created"),
         Field("updated_at", "datetime", title="Updated"),
         Field("resolved_at", "datetime", title="Resolved"),
@@ -44,7 +45,7 @@ INCIDENTS = Layer(
         Field("reporter_name", title="Reporter name", public=False),
         Field("reporter_phone", title="Reporter phone", public=False),
         Field("reporter_email", title="Reporter email", public=False),
-        Field("source", title="Source"),
+        SOURCE,
     ),
     zoom=(10, 22),
     style=Style(fill="#ff7f00", stroke="#ffffff", symbol="circle", radius=4,

@@ -1,6 +1,7 @@
 """Land parcels (thửa đất) with their land-use class from the Vietnamese land classification."""
 
 from layers.base import Field, Layer, Style
+from layers.common import ADDRESS, SOURCE, WARD_CODE
 
 # Land-use codes (Luật Đất đai, Thông tư 08/2024/TT-BTNMT) used in Huế's cadastral data.
 LAND_USE = {
@@ -38,9 +39,9 @@ PARCELS = Layer(
         Field("owner_type", title="Owner type",
               choices=("household", "organisation", "state", "religious", "community")),
         Field("owner_name", title="Owner name", public=False),
-        Field("ward_code", title="Ward GSO code"),
-        Field("address", title="Address"),
-        Field("source", title="Source"),
+        WARD_CODE,
+        ADDRESS,
+        SOURCE,
     ),
     zoom=(13, 22),
     style=Style(fill="#f2d49b", stroke="#a0522d", stroke_width=0.5, label="parcel_no",

@@ -1,6 +1,7 @@
 """Tourism points of interest: heritage, attractions, accommodation, restaurants."""
 
 from layers.base import Field, Layer, Style
+from layers.common import ADDRESS, OPENING_HOURS, OSM_ID, SOURCE, WARD_CODE
 
 TOURISM = Layer(
     id="tourism",
@@ -16,11 +17,11 @@ TOURISM = Layer(
         Field("category", title="Category", required=True,
               choices=("heritage", "attraction", "museum", "viewpoint", "artwork", "hotel",
                        "guest_house", "hostel", "restaurant", "cafe", "information", "other")),
-        Field("address", title="Address"),
-        Field("opening_hours", title="Opening hours"),
-        Field("osm_id", "int", title="OSM node id"),
-        Field("ward_code", title="Ward GSO code"),
-        Field("source", title="Source"),
+        ADDRESS,
+        OPENING_HOURS,
+        OSM_ID,
+        WARD_CODE,
+        SOURCE,
     ),
     zoom=(10, 22),
     style=Style(fill="#e7298a", stroke="#ffffff", symbol="star", radius=6, label="name",

@@ -23,6 +23,13 @@ def _geom(table: str, gtype: str) -> str:
             f"CONSTRAINT {table}_geom_valid CHECK (ST_IsValid(geom))")
 
 
+def _bookkeeping(source: str = "import") -> str:
+    """Where a row came from and when it was created and last updated (by trigger)."""
+    return (f"source text NOT NULL DEFAULT '{source}', "
+            "created_at timestamptz NOT NULL DEFAULT now(), "
+            "updated_at timestamptz NOT NULL DEFAULT now()")
+
+
 UPGRADE = f"""
 CREATE EXTENSION IF NOT EXISTS postgis;
 CREATE EXTENSION IF NOT EXISTS postgis_raster;
@@ -52,9 +59,7 @@ CREATE TABLE admin_units (
   population integer,
   effective_from date,
   predecessors jsonb NOT NULL DEFAULT '[]',
-  source text NOT NULL DEFAULT 'import',
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
+  {_bookkeeping()},
   {_geom("admin_units", "MultiPolygon")}
 );
 CREATE INDEX admin_units_name_trgm ON admin_units USING gin (huegis_unaccent(name) gin_trgm_ops);
@@ -75,9 +80,7 @@ CREATE TABLE land_parcels (
   owner_name text,
   ward_code text,
   address text,
-  source text NOT NULL DEFAULT 'import',
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
+  {_bookkeeping()},
   {_geom("land_parcels", "MultiPolygon")},
   CONSTRAINT land_parcels_key UNIQUE (ward_code, map_sheet_no, parcel_no)
 );
@@ -97,9 +100,7 @@ CREATE TABLE construction (
   address text,
   ward_code text,
   inspector_notes text,
-  source text NOT NULL DEFAULT 'import',
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
+  {_bookkeeping()},
   {_geom("construction", "MultiPolygon")}
 );
 CREATE INDEX construction_kind_status ON construction (kind, status);
@@ -113,9 +114,7 @@ CREATE TABLE tourism_pois (
   address text,
   opening_hours text,
   ward_code text,
-  source text NOT NULL DEFAULT 'import',
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
+  {_bookkeeping()},
   {_geom("tourism_pois", "Point")}
 );
 CREATE INDEX tourism_pois_name_trgm ON tourism_pois
@@ -130,9 +129,7 @@ CREATE TABLE health_facilities (
   address text,
   opening_hours text,
   ward_code text,
-  source text NOT NULL DEFAULT 'import',
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
+  {_bookkeeping()},
   {_geom("health_facilities", "Point")}
 );
 
@@ -143,9 +140,7 @@ CREATE TABLE education_facilities (
   kind text NOT NULL,
   address text,
   ward_code text,
-  source text NOT NULL DEFAULT 'import',
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
+  {_bookkeeping()},
   {_geom("education_facilities", "Point")}
 );
 
@@ -166,9 +161,7 @@ CREATE TABLE incidents (
   sla_due_at timestamptz,
   resolved_at timestamptz,
   rating smallint CHECK (rating IS NULL OR rating BETWEEN 1 AND 5),
-  source text NOT NULL DEFAULT 'app',
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
+  {_bookkeeping("app")},
   {_geom("incidents", "Point")}
 );
 CREATE INDEX incidents_ward_status ON incidents (ward_code, status);
@@ -205,9 +198,7 @@ CREATE TABLE raster_datasets (
   nodata double precision,
   width integer,
   height integer,
-  source text NOT NULL DEFAULT 'import',
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
+  {_bookkeeping()},
   bounds geometry(Polygon, 4326)
 );
 """

@@ -21,7 +21,8 @@ depends_on = None
 # All VN-2000 CRSs the platform accepts.
 VN2000_SRIDS = (4756, 3405, 3406, 5896, 5897, 5898, 5899, *range(9205, 9219))
 # EPSG:6960 "VN-2000 to WGS 84 (2)", position-vector Helmert (towgs84 order).
-VN2000_TOWGS84 = "-191.90441429,-39.30318279,-111.45032835,-0.00928836,0.01975479,-0.00427372,0.252906278"
+VN2000_TOWGS84 = ("-191.90441429,-39.30318279,-111.45032835,"
+                  "-0.00928836,0.01975479,-0.00427372,0.252906278")
 
 
 def _definition(srid: int) -> tuple[str, str]:
@@ -33,7 +34,8 @@ def _definition(srid: int) -> tuple[str, str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         proj4 = crs.to_proj4()
-    proj4 = proj4.replace(" +type=crs", "").replace("+no_defs", f"+towgs84={VN2000_TOWGS84} +no_defs")
+    proj4 = proj4.replace(" +type=crs", "")
+    proj4 = proj4.replace("+no_defs", f"+towgs84={VN2000_TOWGS84} +no_defs")
     return crs.to_wkt("WKT1_GDAL"), proj4
 
 

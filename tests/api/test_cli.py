@@ -13,7 +13,7 @@ from api.app import create_app
 from api.cli import app
 from gis import db
 from gis.settings import Settings
-from tests.conftest import create_database, drop_database
+from tests.conftest import fresh_database
 
 runner = CliRunner()
 
@@ -21,11 +21,8 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def demo_url(server_url: str) -> Iterator[str]:
     """A fresh database loaded by ``huegis load demo`` (small sizes)."""
-    url = create_database(server_url, "huegis_demo")
-    try:
+    with fresh_database(server_url, "huegis_demo") as url:
         yield url
-    finally:
-        drop_database(server_url, url)
 
 
 def _env(url: str, tmp: str) -> dict[str, str]:
@@ -87,7 +84,7 @@ def test_db_status_reports_schema(database_url: str, tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["import", "x.geojson", "--layer", "nope"], "unknown vector layer 'nope'"),
+    (["import", "x.geojson", "--layer", "nope"], "unknown layer 'nope'"),
     (["import", "x.geojson", "--layer", "flood-depth"], "raster layer"),
     (["export", "--layer", "parcels", "--format", "shp"], "unknown format"),
 ])

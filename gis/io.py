@@ -1,0 +1,10 @@
+"""Import and export of vector layers (the ``huegis import`` / ``huegis export`` commands).
+
+The work is done in :mod:`gis.importer` and :mod:`gis.exporter`; this module is the public
+entry point.
+"""
+
+from gis.exporter import EXPORT_FORMATS, export_layer
+from gis.importer import ImportReport, import_file, resolve_layer
+
+__all__ = ["EXPORT_FORMATS", "ImportReport", "export_layer", "import_file", "resolve_layer"]
