@@ -197,10 +197,15 @@ def import_(
         target = _vector_layer(layer)
         dsn = _ready_dsn(_settings())
         with psycopg.connect(dsn) as conn, _progress() as progress:
-            task = progress.add_task(f"import {target.id}", total=None)
+            task = None  # the bar appears once the file has been opened and counted
+
+            def on_total(total: int) -> None:
+                nonlocal task
+                task = progress.add_task(f"import {target.id}", total=total)
+
             report = import_file(conn, file, target, crs, skip_invalid=skip_invalid,
                                  progress=lambda n: progress.advance(task, n),
-                                 on_total=lambda t: progress.update(task, total=t))
+                                 on_total=on_total)
             conn.commit()
         console.print(f"[green]imported[/] {report.inserted:,} of {report.read:,} rows into "
                       f"[bold]{target.id}[/] from EPSG:{report.source_crs} "
@@ -238,8 +243,7 @@ def export(
             raise HueGISError(f"unknown format {format!r}; use gpkg, geojson or csv")
         out = out or Path(f"{target.id}.{format}")
         dsn = _ready_dsn(_settings())
-        with psycopg.connect(dsn) as conn, _progress() as progress:
-            progress.add_task(f"export {target.id}", total=None)
+        with psycopg.connect(dsn) as conn, err.status(f"exporting {target.id} to {out}…"):
             n = export_layer(conn, target, out, format, bbox=bbox, crs=crs)  # type: ignore[arg-type]
         console.print(f"[green]exported[/] {n:,} features to {out}")
 
