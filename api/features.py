@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Annotated
+from urllib.parse import urlencode
 
 import asyncpg
 from fastapi import APIRouter, Query, Request, Response
@@ -98,6 +99,8 @@ class FeaturesRouter:
             request: Request, layer: LayerDep, pool: PoolDep, settings: SettingsDep,
             limit: Annotated[int | None, Query(description="Features per page")] = None,
             offset: Annotated[int, Query(ge=0, description="Features to skip")] = 0,
+            after: Annotated[str | None, Query(
+                description="Only features with a greater id (the `next` links' cursor)")] = None,
             bbox: Annotated[str | None, Query(description="W,S,E,N in CRS84")] = None,
         ) -> Response:
             """GeoJSON features of a layer, public fields only, filtered by bbox, paged."""
@@ -105,24 +108,26 @@ class FeaturesRouter:
                 settings.default_items_limit if limit is None else limit,
                 settings.max_items_limit)
             box = parse_bbox(bbox) if bbox is not None else None
-            sql, params = features.items_sql(layer, features.ItemsQuery(lim, offset, box))
+            cursor = features.parse_cursor(layer, after) if after is not None else None
+            sql, params = features.items_sql(
+                layer, features.ItemsQuery(lim, offset, box, cursor))
             rows = await pool.fetch(sql, *params)
             page = [r[0] for r in rows[:lim]]
             base = base_url(request, settings)
             here = f"{base}/collections/{layer.id}/items"
-            qs = {"limit": lim, **({"bbox": bbox} if bbox else {})}
 
-            def link(rel: str, off: int) -> dict:
-                query = "&".join(f"{k}={v}" for k, v in {**qs, "offset": off}.items())
-                return {"href": f"{here}?{query}", "rel": rel, "type": GEOJSON}
+            def link(rel: str, **extra: object) -> dict:
+                query = {"limit": lim, **({"bbox": bbox} if bbox else {}), **extra}
+                return {"href": f"{here}?{urlencode(query)}", "rel": rel, "type": GEOJSON}
 
-            links = [link("self", offset),
+            here_args = {"after": after} if after is not None else {"offset": offset}
+            links = [link("self", **here_args),
                      {"href": f"{base}/collections/{layer.id}", "rel": "collection",
                       "type": "application/json"}]
             if len(rows) > lim:
-                links.append(link("next", offset + lim))
-            if offset > 0:
-                links.append(link("prev", max(0, offset - lim)))
+                links.append(link("next", after=rows[lim - 1][1]))
+            if after is None and offset > 0:
+                links.append(link("prev", offset=max(0, offset - lim)))
             body = features.feature_collection(page, links, len(page))
             return Response(body, media_type=GEOJSON)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from api.deps import LayerDep, PoolDep
+from api.deps import LayerDep, PoolDep, SettingsDep
 from gis import tiles
 
 MVT = "application/vnd.mapbox-vector-tile"
@@ -27,7 +27,7 @@ class TilesRouter:
             "/collections/{collection_id}/tiles/{tms_id}/{z}/{y}/{x}",
             summary="A vector tile of one layer", response_class=Response,
             responses={200: {"content": {MVT: {}}}, 204: {"description": "Empty tile"}})
-        async def tile(layer: LayerDep, pool: PoolDep,
+        async def tile(layer: LayerDep, pool: PoolDep, settings: SettingsDep,
                        tms_id: Annotated[str, Path(description="WebMercatorQuad")],
                        z: Annotated[int, Path(description="Zoom level")],
                        y: Annotated[int, Path(description="Tile row")],
@@ -38,7 +38,8 @@ class TilesRouter:
             headers = {"Cache-Control": "public, max-age=60"}
             if not layer.zoom[0] <= z <= layer.zoom[1]:
                 return Response(status_code=204, headers=headers)
-            data = await pool.fetchval(tiles.mvt_sql(layer), z, x, y)
+            data = await pool.fetchval(tiles.mvt_sql(layer), z, x, y,
+                                       settings.tile_max_features)
             if not data:
                 return Response(status_code=204, headers=headers)
             return Response(bytes(data), media_type=MVT, headers=headers)

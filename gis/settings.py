@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     pool_max_size: int = 10
     max_items_limit: int = Field(default=10_000, description="Largest `limit` accepted")
     default_items_limit: int = 100
+    tile_max_features: int = Field(
+        default=20_000, description="Most features in one vector tile (caps tile size)")
     public_base_url: str | None = Field(
         default=None, description="Base URL used in links (default: from the request)")
 

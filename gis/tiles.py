@@ -44,7 +44,8 @@ def check_tile(tms: morecantile.TileMatrixSet, z: int, x: int, y: int) -> None:
 def mvt_sql(layer: Layer) -> str:
     """SQL producing the MVT of one layer for tile ``($1 z, $2 x, $3 y)``, public fields only.
 
-    The layer inside the tile is named by the collection id.
+    The layer inside the tile is named by the collection id. ``$4`` caps the number of
+    features in one tile, so that no request builds a tile of many megabytes.
     """
     g = ident(layer.geometry_column)
     fields = visible_fields(layer)
@@ -60,7 +61,7 @@ def mvt_sql(layer: Layer) -> str:
         "m AS (SELECT " + id_select +
         f"ST_AsMVTGeom(ST_Transform(t.{g}, 3857), b.env, {EXTENT}, {BUFFER}, true) AS "
         f"{ident('__geom')}" + (", " + cols if cols else "") +
-        f" FROM {table_ref(layer)} AS t, b WHERE t.{g} && b.env4326) "
+        f" FROM {table_ref(layer)} AS t, b WHERE t.{g} && b.env4326 LIMIT $4) "
         f"SELECT ST_AsMVT(m.*, {literal(layer.id)}, {EXTENT}, '__geom'{id_arg}) FROM m "
         f"WHERE m.{ident('__geom')} IS NOT NULL"
     )

@@ -47,7 +47,7 @@ INCIDENTS = Layer(
         Field("reporter_email", title="Reporter email", public=False),
         SOURCE,
     ),
-    zoom=(10, 22),
+    zoom=(12, 22),  # clustering at lower zooms comes with the tiles work
     style=Style(fill="#ff7f00", stroke="#ffffff", symbol="circle", radius=4,
                 classify="status",
                 classes=(("received", "#e31a1c"), ("in_progress", "#ff7f00"),

@@ -43,7 +43,7 @@ PARCELS = Layer(
         ADDRESS,
         SOURCE,
     ),
-    zoom=(13, 22),
+    zoom=(14, 22),
     style=Style(fill="#f2d49b", stroke="#a0522d", stroke_width=0.5, label="parcel_no",
                 classify="land_use", classes=tuple((k, v[2]) for k, v in LAND_USE.items())),
     editable=True,

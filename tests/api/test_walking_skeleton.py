@@ -117,6 +117,29 @@ def test_private_fields_never_leave(client: TestClient) -> None:
     assert "reporter" not in text and "Riêng Tư" not in text and "0905000000" not in text
 
 
+def test_next_links_use_a_keyset_cursor(client: TestClient, parcels: list[int]) -> None:
+    area = {"bbox": ",".join(map(str, shapely.union_all(PARCELS).bounds))}
+    first = client.get("/collections/parcels/items", params={"limit": 5, **area}).json()
+    nxt = next(link["href"] for link in first["links"] if link["rel"] == "next")
+    assert f"after={first['features'][-1]['id']}" in nxt
+    second = client.get(nxt).json()
+    assert [f["id"] for f in second["features"]] == sorted(parcels)[5:10]
+    r = client.get("/collections/parcels/items", params={"after": "x"})
+    assert r.status_code == 400 and r.json()["code"] == "InvalidParameterValue"
+    offset = client.get("/collections/parcels/items",
+                        params={"limit": 5, "offset": 5, **area}).json()
+    assert [f["id"] for f in offset["features"]] == sorted(parcels)[5:10]
+    assert any(link["rel"] == "prev" for link in offset["links"])
+
+
+def test_tile_feature_cap(settings: Settings, parcels: list[int]) -> None:
+    capped = settings.model_copy(update={"tile_max_features": 3})
+    t = WMQ.tile(107.5810, 16.4662, 15)
+    with TestClient(create_app(capped)) as c:
+        r = c.get(f"/collections/parcels/tiles/WebMercatorQuad/{t.z}/{t.y}/{t.x}")
+    assert len(_decode(r.content, t.z, t.x, t.y)["parcels"]["features"]) == 3
+
+
 def test_item_by_id(client: TestClient, parcels: list[int]) -> None:
     r = client.get(f"/collections/parcels/items/{parcels[0]}")
     assert r.status_code == 200
