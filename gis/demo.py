@@ -7,10 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 
 from gis.bulk import ProgressFn
 from gis.realdata import load_real
 from gis.settings import Settings
+from layers import VECTOR_LAYERS
 
 # track(description, total) -> a function advancing that task by n
 Tracker = Callable[[str, int], ProgressFn]
@@ -56,8 +58,9 @@ def load_demo(conn: psycopg.Connection, settings: Settings, size: DemoSize = Dem
         paths = raster.write_rasters(conn, settings.raster_dir, size.seed)
         advance(len(paths))
         counts["rasters"] = len(paths)
-    for table in ("admin_units", "land_parcels", "construction", "incidents", "incident_events",
-                  "tourism_pois", "health_facilities", "education_facilities"):
-        conn.execute(f"ANALYZE {table}")  # noqa: S608 - constant table names
+    # Fresh planner statistics (and the estimated extents the API reads).
+    tables = {layer.table for layer in VECTOR_LAYERS.values()} - {"wards"}
+    for table in sorted(tables | {"admin_units", "incident_events"}):
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
     conn.commit()
     return counts

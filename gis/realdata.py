@@ -12,10 +12,15 @@ from pathlib import Path
 import geopandas as gpd
 import psycopg
 import shapely
+from psycopg import sql
 from shapely.geometry import MultiPolygon
 
 from gis.bulk import copy_rows, ewkb_hex
+from layers.education import EDUCATION
+from layers.health import HEALTH
+from layers.tourism import TOURISM
 
+POI_TABLES = (TOURISM.table, HEALTH.table, EDUCATION.table)
 HUE_DIR = "hue"
 CITY_FILE = "hue_city_boundary_osm.geojson"
 WARDS_FILE = "hue_wards_2025_vietnam3dmap.geojson"
@@ -103,20 +108,21 @@ def load_pois(conn: psycopg.Connection, data_dir: Path) -> dict[str, int]:
             cat = TOURISM_KIND.get(tag) or AMENITY_TOURISM[amenity]
             tourism.append((p["osm_id"], name, p.get("name_en"), cat, addr,
                             p.get("opening_hours"), "osm", geom))
-    for table in ("tourism_pois", "health_facilities", "education_facilities"):
-        conn.execute(f"DELETE FROM {table} WHERE source = 'osm'")  # noqa: S608 (constant)
+    for table in POI_TABLES:
+        conn.execute(sql.SQL("DELETE FROM {} WHERE source = 'osm'").format(
+            sql.Identifier(table)))
     counts = {
-        "tourism": copy_rows(conn, "tourism_pois", ["osm_id", "name", "name_en", "category",
+        "tourism": copy_rows(conn, TOURISM.table, ["osm_id", "name", "name_en", "category",
                                                     "address", "opening_hours", "source",
                                                     "geom"], tourism),
-        "health": copy_rows(conn, "health_facilities", ["osm_id", "name", "kind", "beds",
+        "health": copy_rows(conn, HEALTH.table, ["osm_id", "name", "kind", "beds",
                                                         "address", "opening_hours", "source",
                                                         "geom"], health),
-        "education": copy_rows(conn, "education_facilities", ["osm_id", "name", "kind",
+        "education": copy_rows(conn, EDUCATION.table, ["osm_id", "name", "kind",
                                                               "address", "source", "geom"],
                                education),
     }
-    for table in ("tourism_pois", "health_facilities", "education_facilities"):
+    for table in POI_TABLES:
         assign_wards(conn, table)
     return counts
 
@@ -126,11 +132,11 @@ def assign_wards(conn: psycopg.Connection, table: str) -> None:
 
     ``table`` must come from the catalog (it is an identifier, not a value).
     """
-    conn.execute(psycopg.sql.SQL(
+    conn.execute(sql.SQL(
         "UPDATE {t} AS x SET ward_code = w.gso_code FROM admin_units AS w "
         "WHERE w.level = 'ward' AND x.ward_code IS NULL "
         "AND ST_Intersects(w.geom, ST_PointOnSurface(x.geom))").format(
-            t=psycopg.sql.Identifier(table)))
+            t=sql.Identifier(table)))
 
 
 def load_real(conn: psycopg.Connection, data_dir: Path) -> dict[str, int]:
