@@ -463,8 +463,10 @@ def _load_context(conn: psycopg.Connection, layer: Layer) -> _Context:
     if not columns:
         raise ImportRejected(f"table {_table(layer)} of layer {layer.id!r} does not exist; "
                              "run the migrations (huegis db migrate)", layer=layer.id)
+    # Huế's territory: the city outline and every ward (the outline is clipped to the coast
+    # more tightly than some ward polygons).
     row = conn.execute("SELECT ST_AsBinary(ST_Union(geom)) FROM admin_units "
-                       "WHERE level = 'city'").fetchone()
+                       "WHERE level IN ('city', 'ward')").fetchone()
     city = shapely.from_wkb(row[0]) if row and row[0] else shapely.box(*HUE_FALLBACK_BBOX)
     shapely.prepare(city)
     wards = [(code, shapely.from_wkb(wkb)) for code, wkb in conn.execute(
@@ -677,7 +679,7 @@ class _Validator:
                 ok &= ~many
         inside = np.zeros(n, dtype=bool)
         inside[ok] = shapely.intersects(self.ctx.city, g[ok])
-        flag(ok & ~inside, "outside Huế (does not intersect the city boundary)")
+        flag(ok & ~inside, "outside Huế (intersects neither the city boundary nor any ward)")
         return g, repaired & ok & inside, int(missing.sum()), area
 
     def _repair(self, geom: shapely.Geometry, valid: bool

@@ -66,5 +66,11 @@ def test_real_wards_loaded(database_url: str) -> None:
             "SELECT gso_code FROM wards WHERE ST_Contains(geom, "
             "ST_SetSRID(ST_MakePoint(107.5775, 16.4690), 4326))").fetchall()
     assert n == 40 and codes == 40
+    with psycopg.connect(database_url) as conn:
+        overlap = conn.execute(
+            "SELECT coalesce(sum(ST_Area(ST_Intersection(a.geom, b.geom)::geography)), 0) "
+            "FROM wards a JOIN wards b ON a.gso_code < b.gso_code AND a.geom && b.geom "
+            "AND ST_Intersects(a.geom, b.geom)").fetchone()[0]
+    assert overlap < 1.0  # m²: every point lies in exactly one ward
     assert city == ("46", "Thành phố Huế")
     assert inside == [("19753",)]  # Đại Nội lies in Phường Phú Xuân
