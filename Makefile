@@ -25,8 +25,8 @@ $(STAMP): pyproject.toml
 
 venv: system $(STAMP)
 
+# Starts the managed cluster unless HUEGIS_DATABASE_URL points elsewhere, then migrates.
 db-up: venv
-	$(BIN)/huegis db up
 	$(BIN)/huegis db migrate
 
 demo: db-up
