@@ -32,28 +32,18 @@ DERIVED = ("area_m2", "ward_code")
 def database(server: str, prefix: str, keep: bool = False) -> Iterator[str]:
     """A new database on ``server``, migrated, with the real Huế data; dropped unless ``keep``."""
     import psycopg
-    from psycopg import sql
 
     from gis import db
     from gis.realdata import load_real
     from gis.settings import Settings
 
-    name = f"{prefix}_{os.getpid()}_{int(time.time())}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = db.with_database(server, name)
-    try:
+    with db.scratch_database(server, prefix, keep=keep) as url:
         db.migrate(url)
         with psycopg.connect(url) as conn:
             load_real(conn, Settings().data_dir)
         yield url
-    finally:
         if keep:
             print(f"kept database: {db.redact(url)}")
-        else:
-            with psycopg.connect(server, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(name)))
 
 
 def input_file(server: str, rows: int, seed: int) -> Path:

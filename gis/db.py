@@ -51,6 +51,41 @@ def connect(dsn: str, autocommit: bool = False) -> Iterator[psycopg.Connection]:
         yield conn
 
 
+def create_database(server_url: str, prefix: str) -> str:
+    """Create an empty database with a unique name on the server; return its URL."""
+    import uuid
+
+    from psycopg import sql
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return with_database(server_url, name)
+
+
+def drop_database(server_url: str, url: str) -> None:
+    """Drop the database of ``url`` (connections to it are closed)."""
+    from psycopg import sql
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(database_name(url))))
+
+
+@contextmanager
+def scratch_database(server_url: str, prefix: str, *, keep: bool = False) -> Iterator[str]:
+    """A new empty database for the duration of the block, dropped afterwards unless ``keep``.
+
+    Tests and benchmarks use it; the caller migrates and loads what it needs.
+    """
+    url = create_database(server_url, prefix)
+    try:
+        yield url
+    finally:
+        if not keep:
+            drop_database(server_url, url)
+
+
 def alembic_config(dsn: str):
     from alembic.config import Config
 

@@ -7,13 +7,10 @@ created on it); otherwise the project-managed cluster is started (``huegis db up
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from gis import db
 from gis.settings import Settings
@@ -29,31 +26,6 @@ def _server_url(settings: Settings) -> str:
     return settings.managed_url("postgres")
 
 
-def create_database(server_url: str, prefix: str = "huegis_test") -> str:
-    """Create an empty database on the server; return its URL."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return db.with_database(server_url, name)
-
-
-def drop_database(server_url: str, url: str) -> None:
-    name = db.database_name(url)
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
-
-
-@contextmanager
-def fresh_database(server_url: str, prefix: str) -> Iterator[str]:
-    """A new empty database for the duration of the block."""
-    url = create_database(server_url, prefix)
-    try:
-        yield url
-    finally:
-        drop_database(server_url, url)
-
-
 @pytest.fixture(scope="session")
 def server_url() -> str:
     return _server_url(Settings())
@@ -62,16 +34,13 @@ def server_url() -> str:
 @pytest.fixture(scope="session")
 def database_url(server_url: str) -> Iterator[str]:
     """A fresh database for this test session, at Alembic head, with the real Huế data."""
-    url = create_database(server_url)
-    try:
+    with db.scratch_database(server_url, "huegis_test") as url:
         db.migrate(url)
         from gis.realdata import load_real
 
         with psycopg.connect(url) as conn:
             load_real(conn, Settings().data_dir)
         yield url
-    finally:
-        drop_database(server_url, url)
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +52,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 @pytest.fixture()
 def empty_database(server_url: str) -> Iterator[str]:
     """A new, unmigrated database (for migration tests)."""
-    with fresh_database(server_url, "huegis_mig") as url:
+    with db.scratch_database(server_url, "huegis_mig") as url:
         yield url
 
 

@@ -13,7 +13,6 @@ from api.app import create_app
 from api.cli import app
 from gis import db
 from gis.settings import Settings
-from tests.conftest import fresh_database
 
 runner = CliRunner()
 
@@ -21,7 +20,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def demo_url(server_url: str) -> Iterator[str]:
     """A fresh database loaded by ``huegis load demo`` (small sizes)."""
-    with fresh_database(server_url, "huegis_demo") as url:
+    with db.scratch_database(server_url, "huegis_demo") as url:
         yield url
 
 
