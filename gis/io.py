@@ -1,7 +1,7 @@
 """Import and export of vector layers (the ``huegis import`` / ``huegis export`` commands).
 
-The work is done in :mod:`gis.importer` and :mod:`gis.exporter`; this module is the public
-entry point.
+The work is done in :mod:`gis.importer` (with the ``gis.import_*`` modules it drives) and
+:mod:`gis.exporter`; this module is the public entry point.
 """
 
 from gis.exporter import EXPORT_FORMATS, export_layer

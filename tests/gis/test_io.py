@@ -20,7 +20,7 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 
-from gis import importer
+from gis import import_read, import_validate
 from gis.errors import ImportRejected, InvalidParameter, LayerNotFound, UnknownCRS
 from gis.io import export_layer, import_file
 from layers import VECTOR_LAYERS
@@ -464,7 +464,7 @@ def test_duplicate_keys_within_file(conn: psycopg.Connection, tmp_path: Path) ->
 
 def test_duplicate_keys_across_chunks(conn: psycopg.Connection, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importer, "CHUNK_ROWS", 3)  # exercise the streamed path
+    monkeypatch.setattr(import_read, "CHUNK_ROWS", 3)  # exercise the streamed path
     rows = parcel_rows(10, "IO-CHUNK")
     rows[8]["parcel_no"] = "2"
     path = write_ogr(tmp_path / "chunks.gpkg", rows, [lot(i) for i in range(10)])
@@ -525,11 +525,11 @@ def test_failed_import_keeps_earlier_work(conn: psycopg.Connection, tmp_path: Pa
 
 def test_failure_mid_stream_writes_nothing(conn: psycopg.Connection, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importer, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(import_read, "CHUNK_ROWS", 2)
     path = write_ogr(tmp_path / "six.gpkg",
                      [{"name": f"P{i}", "category": "other"} for i in range(6)],
                      [Point(107.59 + i * 1e-4, 16.46) for i in range(6)])
-    process = importer._Validator.process
+    process = import_validate.Validator.process
     calls: list[int] = []
 
     def failing(self, raw):  # the second chunk cannot be read
@@ -538,7 +538,7 @@ def test_failure_mid_stream_writes_nothing(conn: psycopg.Connection, tmp_path: P
             raise ImportRejected("cannot read six.gpkg: truncated")
         return process(self, raw)
 
-    monkeypatch.setattr(importer._Validator, "process", failing)
+    monkeypatch.setattr(import_validate.Validator, "process", failing)
     assert "truncated" in str(rejected(conn, "tourism_pois", path, TOURISM))
     assert calls[:2] == [0, 2]
 

@@ -7,6 +7,8 @@ it (``id`` above the largest id before generating), so data committed by other t
 from __future__ import annotations
 
 import doctest
+import importlib
+import pkgutil
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,7 +60,11 @@ def gen(database_url: str) -> Iterator[Generated]:
 
 
 def test_doctests() -> None:
-    assert doctest.testmod(gis.synth).failed == 0
+    modules = [gis.synth] + [importlib.import_module(f"gis.synth.{m.name}")
+                             for m in pkgutil.iter_modules(gis.synth.__path__)]
+    results = [doctest.testmod(m) for m in modules]
+    assert sum(r.failed for r in results) == 0
+    assert sum(r.attempted for r in results) > 0
 
 
 # ---------------------------------------------------------------------------------- parcels
