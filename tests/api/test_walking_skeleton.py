@@ -56,6 +56,15 @@ def test_landing_links_and_attribution(client: TestClient) -> None:
     assert "OpenStreetMap contributors" in body["attribution"]
 
 
+def test_openapi_documents_every_route(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/", "/health", "/collections", "/collections/{collection_id}",
+            "/collections/{collection_id}/items",
+            "/collections/{collection_id}/items/{feature_id}",
+            "/collections/{collection_id}/tiles/{tms_id}/{z}/{y}/{x}"} <= set(paths)
+    assert client.get("/docs").status_code == 200
+
+
 def test_health(client: TestClient) -> None:
     body = client.get("/health").json()
     assert body["status"] == "ok" and body["schema_revision"] == "0002"
@@ -213,3 +222,21 @@ def test_bad_input_gets_clear_json_errors(client: TestClient, url: str, status: 
 
 def test_central_hue_bbox_constant_is_in_huế() -> None:
     assert shapely.box(*CENTRAL_HUE_BBOX).contains(shapely.Point(DAI_NOI_LONLAT))
+
+
+def test_statement_timeout_answers_503(settings: Settings) -> None:
+    """A query over the statement timeout is cancelled and answered cleanly, not with a 500."""
+    from fastapi import Request
+
+    app = create_app(settings.model_copy(update={"statement_timeout_ms": 100}))
+
+    @app.get("/slow")
+    async def slow(request: Request) -> dict:
+        await request.app.state.pool.execute("SELECT pg_sleep(2)")
+        return {}
+
+    with TestClient(app) as c:
+        r = c.get("/slow")
+        assert r.status_code == 503
+        assert r.json()["code"] == "QueryTimeout"
+        assert c.get("/health").status_code == 200  # the pool is still usable
