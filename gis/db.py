@@ -44,13 +44,6 @@ def redact(dsn: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-@contextmanager
-def connect(dsn: str, autocommit: bool = False) -> Iterator[psycopg.Connection]:
-    """A synchronous psycopg connection (CLI, loaders, import/export)."""
-    with psycopg.connect(dsn, autocommit=autocommit) as conn:
-        yield conn
-
-
 def create_database(server_url: str, prefix: str) -> str:
     """Create an empty database with a unique name on the server; return its URL."""
     import uuid
@@ -109,7 +102,7 @@ def downgrade(dsn: str, revision: str = "base") -> None:
 
 
 def current_revision(dsn: str) -> str | None:
-    with connect(dsn) as conn:
+    with psycopg.connect(dsn) as conn:
         try:
             row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         except psycopg.errors.UndefinedTable:

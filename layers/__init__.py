@@ -30,10 +30,5 @@ ATTRIBUTION = (
 )
 
 
-def vector_layer(layer_id: str) -> Layer:
-    """Return the vector layer ``layer_id`` or raise ``KeyError``."""
-    return VECTOR_LAYERS[layer_id]
-
-
 __all__ = ["ATTRIBUTION", "CATALOG", "RASTER_LAYERS", "VECTOR_LAYERS", "Field", "Layer",
-           "RasterLayer", "Style", "vector_layer"]
+           "RasterLayer", "Style"]
