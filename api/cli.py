@@ -145,9 +145,10 @@ def db_psql(ctx: typer.Context) -> None:
 
 @load_app.command("demo")
 def load_demo(
-    parcels: Annotated[int, typer.Option(help="Synthetic land parcels")] = 50_000,
-    incidents: Annotated[int, typer.Option(help="Synthetic incident reports")] = 20_000,
-    construction: Annotated[int, typer.Option(help="Synthetic permits and violations")] = 5_000,
+    parcels: Annotated[int, typer.Option(min=0, help="Synthetic land parcels")] = 50_000,
+    incidents: Annotated[int, typer.Option(min=0, help="Synthetic incident reports")] = 20_000,
+    construction: Annotated[int, typer.Option(
+        min=0, help="Synthetic permits and violations")] = 5_000,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data)")] = 46,
     if_empty: Annotated[bool, typer.Option("--if-empty",
                                            help="Do nothing when demo data is loaded")] = False,

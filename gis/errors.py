@@ -48,6 +48,12 @@ class ImportRejected(HueGISError):
     code = "ImportRejected"
 
 
+class DataMissing(HueGISError):
+    """Something the operation builds on is not loaded yet."""
+
+    code = "DataMissing"
+
+
 class DatabaseUnavailable(HueGISError):
     code = "DatabaseUnavailable"
 

@@ -27,6 +27,7 @@ import psycopg
 import shapely
 from pyproj import Transformer
 
+from gis.errors import DataMissing
 from layers.rasters import ELEVATION, FLOOD_DEPTH
 
 METRIC_EPSG = 9214  # VN-2000 / TM-3 107-00
@@ -305,7 +306,7 @@ def city_polygon(conn: psycopg.Connection) -> shapely.Geometry:
     row = conn.execute("SELECT ST_AsBinary(geom) FROM admin_units WHERE level = 'city' "
                        "ORDER BY id LIMIT 1").fetchone()
     if row is None:
-        raise ValueError("no city boundary in admin_units: load the real data first")
+        raise DataMissing("no city boundary in admin_units: load the real data first")
     return shapely.from_wkb(bytes(row[0]))
 
 

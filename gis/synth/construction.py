@@ -10,6 +10,7 @@ import psycopg
 import shapely
 
 from gis.bulk import ProgressFn, copy_rows
+from gis.errors import InvalidParameter
 from gis.raster import METRIC_EPSG, metric_geometry, transformer
 from gis.synth.context import SOURCE, _context
 from gis.synth.dates import INCIDENTS_END, _sample_days
@@ -46,7 +47,7 @@ def _construction_lots(conn: psycopg.Connection, n: int, seed: int) -> dict[str,
             if len(lots["geom"]) == n:
                 break
     if len(lots["geom"]) < n:
-        raise ValueError(f"not enough room for {n:,} construction records")
+        raise InvalidParameter(f"not enough room for {n:,} construction records")
     lots["geom"] = shapely.from_wkb(lots["geom"])
     return lots
 

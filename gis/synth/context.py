@@ -12,6 +12,7 @@ import psycopg
 import shapely
 from psycopg import sql
 
+from gis.errors import DataMissing
 from gis.raster import METRIC_EPSG, Grid, Terrain, metric_geometry, to_metric, transformer
 
 SOURCE = "synthetic"
@@ -40,7 +41,7 @@ def _load_wards(conn: psycopg.Connection) -> _Wards:
         "SELECT gso_code, name, coalesce(short_name, name), unit_type, coalesce(population, 0), "
         "ST_AsBinary(geom) FROM wards ORDER BY gso_code").fetchall()
     if not rows:
-        raise ValueError("no wards in admin_units: load the real data first (huegis load demo)")
+        raise DataMissing("no wards in admin_units: load the real data first (huegis load demo)")
     geom = shapely.from_wkb([bytes(r[5]) for r in rows])
     shapely.prepare(geom)
     return _Wards(codes=[r[0] for r in rows], names=[r[1] for r in rows],

@@ -11,6 +11,7 @@ import psycopg
 import shapely
 
 from gis.bulk import ProgressFn, copy_rows
+from gis.errors import InvalidParameter
 from gis.raster import to_metric
 from gis.synth.context import SOURCE, _Context, _context, _Wards
 from gis.synth.layout import AGRI, HILL, LU_CODES, _parcel_batches
@@ -200,7 +201,7 @@ def _parcel_rows(ctx: _Context, numbering: _Numbering, n: int, seed: int
             yield (str(no), str(sh), code, area, zoning, owner_type, owner, wards.codes[wi],
                    address, SOURCE, g)
     if left > 0:
-        raise ValueError(f"Huế has room for fewer parcels than requested ({n - left:,} of {n:,})")
+        raise InvalidParameter(f"Huế has room for {n - left:,} synthetic parcels, not {n:,}")
 
 
 def generate_parcels(conn: psycopg.Connection, n: int, seed: int = 46,

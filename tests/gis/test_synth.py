@@ -374,3 +374,16 @@ def test_zero_rows(gen: Generated) -> None:
     assert synth.generate_parcels(gen.conn, 0) == 0
     assert synth.generate_construction(gen.conn, 0) == 0
     assert synth.generate_incidents(gen.conn, 0) == 0
+
+
+def test_generators_need_the_real_data_first(empty_database: str) -> None:
+    import psycopg
+    import pytest
+
+    from gis import db
+    from gis.errors import DataMissing
+    from gis.synth import generate_parcels
+
+    db.migrate(empty_database)
+    with psycopg.connect(empty_database) as conn, pytest.raises(DataMissing, match="wards"):
+        generate_parcels(conn, 10)
