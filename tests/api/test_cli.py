@@ -96,5 +96,5 @@ def test_bad_cli_input_exits_non_zero(database_url: str, tmp_path, args: list[st
 
 def test_load_demo_refuses_negative_sizes(database_url: str, tmp_path) -> None:
     r = runner.invoke(app, ["load", "demo", "--parcels", "-5"],
-                      env=_env(database_url, str(tmp_path)))
+                      env={**_env(database_url, str(tmp_path)), "COLUMNS": "200"})
     assert r.exit_code == 2 and "greater than or equal to 0" in r.output
