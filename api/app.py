@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from fastapi import FastAPI
 
 from api import errors
@@ -12,18 +16,48 @@ from api.features import FeaturesRouter
 from api.landing import LandingRouter
 from api.tiles import TilesRouter
 from gis.db import create_pool
+from gis.errors import DatabaseUnavailable
 from gis.settings import Settings
+
+log = logging.getLogger("huegis.api")
+
+
+class PoolHolder:
+    """The connection pool, created at start-up or, if the database is down then, on the
+    first request after it comes back (the service starts and answers 503 meanwhile)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> asyncpg.Pool:
+        if self.pool is None:
+            async with self._lock:
+                if self.pool is None:
+                    try:
+                        self.pool = await create_pool(self.settings)
+                    except (OSError, asyncpg.PostgresError) as exc:
+                        log.warning("database unavailable: %s", exc)
+                        raise DatabaseUnavailable("the database is unavailable") from exc
+        return self.pool
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
 
 
 def lifespan(settings: Settings):
     @asynccontextmanager
     async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.pool = await create_pool(settings)
+        app.state.pools = PoolHolder(settings)
+        with contextlib.suppress(DatabaseUnavailable):
+            await app.state.pools.get()
         try:
             yield
         finally:
-            await app.state.pool.close()
+            await app.state.pools.close()
 
     return _lifespan
 

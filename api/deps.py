@@ -12,8 +12,9 @@ from gis.settings import Settings
 from layers import Layer, RasterLayer
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
-    return request.app.state.pool
+async def get_pool(request: Request) -> asyncpg.Pool:
+    """The pool (503 ``DatabaseUnavailable`` while the database cannot be reached)."""
+    return await request.app.state.pools.get()
 
 
 def get_settings(request: Request) -> Settings:

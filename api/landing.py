@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import PoolDep, SettingsDep, base_url
+from api.deps import SettingsDep, base_url
 from layers import ATTRIBUTION
 
 
@@ -46,9 +46,10 @@ class LandingRouter:
             }
 
         @r.get("/health", summary="Health check")
-        async def health(pool: PoolDep) -> JSONResponse:
+        async def health(request: Request) -> JSONResponse:
             """Whether the service and its database are up (503 when the database is not)."""
             try:
+                pool = await request.app.state.pools.get()
                 row = await pool.fetchrow(
                     "SELECT postgis_lib_version() AS postgis, "
                     "(SELECT version_num FROM alembic_version) AS schema")

@@ -1,5 +1,6 @@
 """The walking skeleton: landing page, health, collections, items and vector tiles."""
 
+import socket
 from collections.abc import Iterator
 
 import mapbox_vector_tile
@@ -232,7 +233,8 @@ def test_statement_timeout_answers_503(settings: Settings) -> None:
 
     @app.get("/slow")
     async def slow(request: Request) -> dict:
-        await request.app.state.pool.execute("SELECT pg_sleep(2)")
+        pool = await request.app.state.pools.get()
+        await pool.execute("SELECT pg_sleep(2)")
         return {}
 
     with TestClient(app) as c:
@@ -240,3 +242,20 @@ def test_statement_timeout_answers_503(settings: Settings) -> None:
         assert r.status_code == 503
         assert r.json()["code"] == "QueryTimeout"
         assert c.get("/health").status_code == 200  # the pool is still usable
+
+
+def test_database_down_gives_503_not_500(tmp_path) -> None:
+    """The service starts without its database and answers 503 until it is back."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once the socket is closed
+    down = Settings(database_url=f"postgresql://postgres@127.0.0.1:{port}/huegis",
+                    var_dir=tmp_path)
+    with TestClient(create_app(down)) as c:
+        assert c.get("/").status_code == 200
+        r = c.get("/health")
+        assert r.status_code == 503 and r.json()["status"] == "unavailable"
+        r = c.get("/collections/parcels/items")
+        assert r.status_code == 503 and r.json()["code"] == "DatabaseUnavailable"
+        r = c.get("/collections/parcels/tiles/WebMercatorQuad/15/14863/26176")
+        assert r.status_code == 503 and r.json()["code"] == "DatabaseUnavailable"
