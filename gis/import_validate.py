@@ -3,9 +3,9 @@
 :class:`Validator` maps the file's columns to the layer's fields once, then turns every chunk
 of the file into the accepted rows in COPY format and the problems of the others:
 geometries are reprojected to EPSG:4326, checked, repaired and promoted to the layer's type;
-attributes are coerced to the field types; ``area_m2`` (in EPSG:9214), ``ward_code`` (point in
-ward polygon) and ``source`` are filled in; keys are checked against the table and the rows
-before.
+attributes are coerced to the field types; the fields the catalog marks ``derive`` are filled
+in when a row lacks them (``"area"``: m² in EPSG:9214; ``"ward"``: the ward containing the
+point on surface), and ``source``; keys are checked against the table and the rows before.
 """
 
 from __future__ import annotations
@@ -75,8 +75,12 @@ class Validator:
         self.area_from_source = src_crs.equals(CRS.from_epsg(AREA_SRID))
         self.ward_codes = {code for code, _ in ctx.wards}
         self.field_map = self._map_columns()
-        computed = [n for n in ("area_m2", "ward_code", "source")
-                    if layer.has_field(n) and n not in self.field_map.values()]
+        # Fields the catalog says are derived from the geometry when a row lacks them.
+        self.area_field = next((f.name for f in layer.fields if f.derive == "area"), None)
+        self.ward_field = next((f.name for f in layer.fields if f.derive == "ward"), None)
+        self.derived = [n for n in (self.area_field, self.ward_field, "source")
+                        if n and layer.has_field(n)]
+        computed = [n for n in self.derived if n not in self.field_map.values()]
         self.copy_fields = [*self.field_map.values(), *computed]
         self.columns = [*self.copy_fields, layer.geometry_column]
 
@@ -180,7 +184,7 @@ class Validator:
         if ok.any() and shapely.has_z(g[ok]).any():
             g[ok] = shapely.force_2d(g[ok])
         area = np.full(n, np.nan)
-        if self.area_from_source and self.layer.has_field("area_m2") and ok.any():
+        if self.area_from_source and self.area_field and ok.any():
             area[ok] = shapely.area(g[ok])
         if self.to_4326 is not None and ok.any():
             tr = self.to_4326
@@ -276,36 +280,36 @@ class Validator:
                 shown = data.astype(object)
                 flag(bad, lambda i, t=template, s=shown: t.replace("{v}", repr(plain(s[i]))))
             values[name], nulls[name] = out, null | bad
-        for name in ("area_m2", "ward_code", "source"):
-            if layer.has_field(name) and name not in values:
+        for name in self.derived:
+            if name not in values:
                 values[name] = np.full(n, None, dtype=object)
                 nulls[name] = np.ones(n, dtype=bool)
         usable = ~shapely.is_missing(geoms)
-        if "area_m2" in values:
-            need = usable & nulls["area_m2"]
+        if (af := self.area_field) is not None:
+            need = usable & nulls[af]
             known = need & ~np.isnan(area)
-            values["area_m2"][known] = np.round(area[known], 2).tolist()
+            values[af][known] = np.round(area[known], 2).tolist()
             need &= ~known
             if need.any():
                 tr = self.to_area
                 local = shapely.transform(
                     geoms[need], lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))
-                values["area_m2"][need] = np.round(shapely.area(local), 2).tolist()
+                values[af][need] = np.round(shapely.area(local), 2).tolist()
                 need |= known
             else:
                 need = known
-            nulls["area_m2"] = nulls["area_m2"] & ~need
-        if "ward_code" in values:
-            codes = values["ward_code"]
-            given = ~nulls["ward_code"]
+            nulls[af] = nulls[af] & ~need
+        if (wf := self.ward_field) is not None:
+            codes = values[wf]
+            given = ~nulls[wf]
             if self.ward_codes and given.any():
                 unknown = given & ~np.isin(codes, list(self.ward_codes))
-                flag(unknown, lambda i: f"ward_code: {codes[i]!r} is not a ward of Huế")
+                flag(unknown, lambda i: f"{wf}: {codes[i]!r} is not a ward of Huế")
             need = usable & ~given
             if need.any() and self.ctx.wards:
                 found = self._wards(geoms[need])
                 codes[need] = found
-                nulls["ward_code"][np.flatnonzero(need)[found != None]] = False  # noqa: E711
+                nulls[wf][np.flatnonzero(need)[found != None]] = False  # noqa: E711
         if "source" in values:
             values["source"][nulls["source"]] = "import"
             nulls["source"] = np.zeros(n, dtype=bool)

@@ -21,7 +21,9 @@ class Field:
 
     ``public=False`` marks personal or internal data: it never leaves through public features,
     tiles or exports. ``choices`` lists the allowed values (validated on import).
-    ``required`` fields must be present in imported rows.
+    ``required`` fields must be present in imported rows. ``derive`` names what the platform
+    computes from the geometry when a row does not give it: ``"area"`` (m², measured in
+    VN-2000 / TM-3 107-00) or ``"ward"`` (GSO code of the ward containing the feature).
     """
 
     name: str
@@ -30,6 +32,7 @@ class Field:
     title: str | None = None
     choices: tuple[str, ...] | None = None
     required: bool = False
+    derive: Literal["area", "ward"] | None = None
 
 
 @dataclass(frozen=True)

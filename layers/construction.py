@@ -25,7 +25,7 @@ CONSTRUCTION = Layer(
         Field("issued_on", "date", title="Issued / detected on"),
         Field("expires_on", "date", title="Expires on"),
         Field("floors", "int", title="Floors"),
-        Field("footprint_m2", "float", title="Footprint (m²)"),
+        Field("footprint_m2", "float", title="Footprint (m²)", derive="area"),
         ADDRESS,
         WARD_CODE,
         Field("inspector_notes", title="Inspector notes", public=False),

@@ -34,7 +34,7 @@ PARCELS = Layer(
         Field("parcel_no", title="Parcel number", required=True),
         Field("map_sheet_no", title="Map sheet number", required=True),
         Field("land_use", title="Land-use code", choices=tuple(LAND_USE), required=True),
-        Field("area_m2", "float", title="Area (m²)"),
+        Field("area_m2", "float", title="Area (m²)", derive="area"),
         Field("zoning", title="Zoning"),
         Field("owner_type", title="Owner type",
               choices=("household", "organisation", "state", "religious", "community")),

@@ -738,3 +738,21 @@ def test_generated_parcels_round_trip_through_export_and_import(
         "SELECT map_sheet_no || '/' || parcel_no, ward_code FROM land_parcels "
         "WHERE source = 'synthetic'").fetchall())
     assert again == original
+
+
+def test_catalog_derived_fields_are_computed(conn: psycopg.Connection, tmp_path: Path) -> None:
+    """What the catalog marks ``derive`` is computed: a footprint's area, an incident's ward."""
+    g = lot(0, 107.5850, 16.4600)
+    rows = [{"record_no": "GPXD-IO-1", "kind": "permit", "status": "approved"}]
+    import_file(conn, write_geojson(tmp_path / "c.geojson", rows, [g]), "construction")
+    area, ward = conn.execute("SELECT footprint_m2, ward_code FROM construction "
+                              "WHERE record_no = 'GPXD-IO-1'").fetchone()
+    to_tm3 = Transformer.from_crs(4326, 9214, always_xy=True)
+    metric = shapely.transform(g, lambda c: np.column_stack(to_tm3.transform(c[:, 0], c[:, 1])))
+    assert area == pytest.approx(metric.area, abs=0.01)
+    assert ward == ward_at(conn, g)
+    pt = shapely.Point(107.5775, 16.4690)
+    rows = [{"ref": "PA-IO-1", "category": "roads"}]
+    import_file(conn, write_geojson(tmp_path / "i.geojson", rows, [pt]), "incidents")
+    assert conn.execute("SELECT ward_code FROM incidents WHERE ref = 'PA-IO-1'"
+                        ).fetchone() == ("19753",)

@@ -74,3 +74,14 @@ def test_real_wards_loaded(database_url: str) -> None:
     assert overlap < 1.0  # m²: every point lies in exactly one ward
     assert city == ("46", "Thành phố Huế")
     assert inside == [("19753",)]  # Đại Nội lies in Phường Phú Xuân
+
+
+@pytest.mark.parametrize("layer", list(VECTOR_LAYERS.values()), ids=list(VECTOR_LAYERS))
+def test_derived_fields_fit_their_layer(layer: Layer) -> None:
+    for f in layer.fields:
+        if f.derive == "area":
+            assert f.type == "float" and layer.is_polygonal, f"{layer.id}.{f.name}"
+        elif f.derive == "ward":
+            assert f.type == "text", f"{layer.id}.{f.name}"
+    assert sum(f.derive == "ward" for f in layer.fields) <= 1
+    assert sum(f.derive == "area" for f in layer.fields) <= 1
