@@ -236,12 +236,12 @@ def export(
     """Export a layer's public fields to a file."""
     import psycopg
 
-    from gis.io import export_layer
+    from gis.io import EXPORT_FORMATS, export_layer
 
     with _errors():
         target = _vector_layer(layer)
-        if format not in ("gpkg", "geojson", "csv"):
-            raise HueGISError(f"unknown format {format!r}; use gpkg, geojson or csv")
+        if format not in EXPORT_FORMATS:
+            raise HueGISError(f"unknown format {format!r}; use {', '.join(EXPORT_FORMATS)}")
         out = out or Path(f"{target.id}.{format}")
         dsn = _ready_dsn(_settings())
         with psycopg.connect(dsn) as conn, err.status(f"exporting {target.id} to {out}…"):

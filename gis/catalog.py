@@ -6,8 +6,10 @@ from gis.errors import LayerNotFound
 from layers import CATALOG, VECTOR_LAYERS, Layer, RasterLayer
 
 
-def vector_layer(layer_id: str) -> Layer:
+def vector_layer(layer_id: str | Layer) -> Layer:
     """The vector layer ``layer_id``, or ``LayerNotFound`` naming the ones that exist.
+
+    A :class:`Layer` is accepted too, and must be the catalog's own declaration.
 
     >>> vector_layer("parcels").table
     'land_parcels'
@@ -16,6 +18,10 @@ def vector_layer(layer_id: str) -> Layer:
     ...
     gis.errors.LayerNotFound: 'flood-depth' is a raster layer: it has no features or vector tiles
     """
+    if isinstance(layer_id, Layer):
+        if VECTOR_LAYERS.get(layer_id.id) != layer_id:
+            raise LayerNotFound(f"layer {layer_id.id!r} is not the catalog's", layer=layer_id.id)
+        return layer_id
     layer = VECTOR_LAYERS.get(layer_id)
     if layer is not None:
         return layer

@@ -19,9 +19,10 @@ import psycopg
 import shapely
 from psycopg import sql
 
+from gis.catalog import vector_layer
 from gis.crs import parse_bbox, parse_crs
 from gis.errors import InvalidParameter
-from gis.importer import resolve_layer
+from gis.sqlbuild import visible_fields
 from layers import Layer
 
 ExportFormat = Literal["gpkg", "geojson", "csv"]
@@ -97,14 +98,13 @@ def export_layer(conn: psycopg.Connection, layer: Layer | str, out: Path | str,
     import geopandas as gpd
     import pyogrio
 
-    target = resolve_layer(layer)
+    target = vector_layer(layer)
     if fmt not in EXPORT_FORMATS:
         raise InvalidParameter(f"unknown export format {fmt!r}; use one of "
                                f"{', '.join(EXPORT_FORMATS)}", format=str(fmt))
     box = parse_bbox(bbox) if bbox is not None else None
     srid = parse_crs(crs) if crs is not None else 4326
-    fields = target.fields if include_private else target.public_fields
-    names = [f.name for f in fields]
+    names = visible_fields(target, include_private)
     if target.id_column not in names:
         names.insert(0, target.id_column)
     query = sql.SQL("SELECT {cols}, ST_AsBinary({geom}) FROM {table}").format(

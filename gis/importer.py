@@ -7,8 +7,8 @@ validation are left out and reported instead.
 Pipeline (vectorised with shapely 2 / numpy / pandas, no per-row geometry loop on the hot
 path), in three threads: one reads the file in chunks (pyogrio; :mod:`gis.import_read`); one
 reprojects to EPSG:4326 (pyproj), checks and repairs geometries, coerces attributes to the
-layer's field types (:mod:`gis.import_values`), computes ``area_m2`` (in EPSG:9214) and
-``ward_code`` (point in ward polygon), checks the layer's natural key
+layer's field types (:mod:`gis.import_values`), computes the fields the catalog marks
+``derive`` (area in EPSG:9214, ward by point in polygon), checks the layer's natural key
 (:mod:`gis.import_validate`, with what :mod:`gis.import_context` read from the database) and
 formats the accepted rows as a COPY block; the calling thread streams the blocks into the
 table with one ``COPY``, while PostgreSQL ingests on its own core. (Whole blocks in the text
@@ -33,7 +33,7 @@ import psycopg
 from gis.bulk import copy_statement
 from gis.catalog import vector_layer
 from gis.crs import parse_crs
-from gis.errors import ImportRejected, LayerNotFound
+from gis.errors import ImportRejected
 from gis.import_context import load_context
 from gis.import_copy import Background, db_rejection
 from gis.import_read import Source, open_source, source_crs
@@ -74,23 +74,8 @@ class ImportReport:
     seconds: float = 0.0
 
 
-def resolve_layer(layer: Layer | str) -> Layer:
-    """The catalog layer for an id (or a :class:`Layer`), checked to be in the catalog.
-
-    Raises
-    ------
-    LayerNotFound
-        No vector layer of the catalog has this id.
-    """
-    layer_id = layer if isinstance(layer, str) else layer.id
-    found = vector_layer(layer_id)
-    if isinstance(layer, Layer) and layer != found:
-        raise LayerNotFound(f"layer {layer_id!r} differs from the catalog's", layer=layer_id)
-    return found
-
-
 def _importable(layer: Layer | str) -> Layer:
-    found = resolve_layer(layer)
+    found = vector_layer(layer)
     if not found.importable:
         importable = sorted(k for k, v in VECTOR_LAYERS.items() if v.importable)
         raise ImportRejected(f"layer {found.id!r} cannot be imported (it is maintained by "

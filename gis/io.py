@@ -5,6 +5,6 @@ The work is done in :mod:`gis.importer` (with the ``gis.import_*`` modules it dr
 """
 
 from gis.exporter import EXPORT_FORMATS, export_layer
-from gis.importer import ImportReport, import_file, resolve_layer
+from gis.importer import ImportReport, import_file
 
-__all__ = ["EXPORT_FORMATS", "ImportReport", "export_layer", "import_file", "resolve_layer"]
+__all__ = ["EXPORT_FORMATS", "ImportReport", "export_layer", "import_file"]
