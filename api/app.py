@@ -12,9 +12,19 @@ import asyncpg
 from fastapi import FastAPI
 
 from api import errors
+from api.auth import AuthRouter
 from api.features import FeaturesRouter
+from api.incidents import IncidentsRouter
 from api.landing import LandingRouter
+from api.maps import MapsRouter
+from api.open311 import Open311Router
+from api.queries import QueriesRouter
+from api.stats import StatsRouter
+from api.styles import StylesRouter
 from api.tiles import TilesRouter
+from api.transactions import TransactionsRouter
+from api.web import WebRouter
+from api.wms import WMSRouter
 from gis.db import create_pool
 from gis.errors import DatabaseUnavailable
 from gis.settings import Settings
@@ -69,6 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Spatial services of the Huế Intelligent Operations Center.")
     app.state.settings = settings
     errors.install(app)
-    for part in (LandingRouter(), FeaturesRouter(), TilesRouter()):
+    parts = (LandingRouter(), AuthRouter(), FeaturesRouter(), TransactionsRouter(),
+             QueriesRouter(), TilesRouter(), StylesRouter(), MapsRouter(), WMSRouter(),
+             Open311Router(), IncidentsRouter(), StatsRouter(), WebRouter())
+    for part in parts:
         app.include_router(part.router)
     return app

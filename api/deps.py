@@ -7,6 +7,8 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Path, Request
 
+from api.auth import current_principal
+from gis.auth import Principal
 from gis.catalog import any_layer, vector_layer
 from gis.settings import Settings
 from layers import Layer, RasterLayer
@@ -37,6 +39,8 @@ PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LayerDep = Annotated[Layer, Depends(vector_layer_from_path)]
 AnyLayerDep = Annotated[Layer | RasterLayer, Depends(any_layer_from_path)]
+# The caller (anonymous unless an API key or a bearer token says otherwise).
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
 def base_url(request: Request, settings: Settings) -> str:

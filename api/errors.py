@@ -14,23 +14,9 @@ from gis import errors
 
 log = logging.getLogger("huegis.api")
 
-STATUS: dict[type[errors.HueGISError], int] = {
-    errors.LayerNotFound: 404,
-    errors.FeatureNotFound: 404,
-    errors.TileMatrixSetNotFound: 404,
-    errors.InvalidTile: 404,
-    errors.InvalidParameter: 400,
-    errors.ImportRejected: 400,
-    errors.QueryTimeout: 503,
-    errors.DatabaseUnavailable: 503,
-}
-
-
 def status_for(exc: errors.HueGISError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 500
+    """The HTTP status of a domain error (declared on its class in :mod:`gis.errors`)."""
+    return exc.status
 
 
 def error_response(status: int, code: str, description: str) -> JSONResponse:

@@ -50,13 +50,13 @@ def input_file(server: str, rows: int, seed: int) -> Path:
     """The cached GeoPackage of ``rows`` synthetic parcels in EPSG:9214, made if missing.
 
     The project's own code makes it, in a scratch database: :func:`gis.synth.generate_parcels`,
-    then :func:`gis.exporter.export_layer` to EPSG:9214 with the private fields. The file is
+    then :func:`gis.io.exporter.export_layer` to EPSG:9214 with the private fields. The file is
     that export without the :data:`DERIVED` columns, which the timed import computes.
     """
     import psycopg
     import pyogrio
 
-    from gis.exporter import export_layer
+    from gis.io.exporter import export_layer
     from gis.synth import generate_parcels
 
     path = RESULTS / f"parcels_{rows}_seed{seed}.gpkg"
@@ -205,7 +205,7 @@ def report(results: list[Result], info: dict[str, str], path: Path) -> str:
     budget = (f" huegis import_file {'meets' if ours.seconds <= 60 else 'MISSES'} the 60 s "
               "budget for 1,000,000 parcels." if ours.rows == 1_000_000 else "")
     lines.append(f"File: `{path.name}` ({path.stat().st_size / 1e6:.0f} MB, EPSG:9214), "
-                 "made by gis.synth.generate_parcels and gis.exporter.export_layer, without "
+                 "made by gis.synth.generate_parcels and gis.io.exporter.export_layer, without "
                  f"{' and '.join(DERIVED)}.{budget}")
     lines.append("")
     lines += [f"- {k}: {v}" for k, v in info.items()]

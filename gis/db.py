@@ -101,6 +101,13 @@ def downgrade(dsn: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(dsn), revision)
 
 
+def head_revision() -> str:
+    """The newest revision in ``migrations/`` (what ``migrate`` upgrades to)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("postgresql://")).get_current_head()
+
+
 def current_revision(dsn: str) -> str | None:
     with psycopg.connect(dsn) as conn:
         try:

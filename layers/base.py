@@ -21,6 +21,7 @@ class Field:
 
     ``public=False`` marks personal or internal data: it never leaves through public features,
     tiles or exports. ``choices`` lists the allowed values (validated on import).
+    ``visible_to`` names the roles entitled to read a private field (admin always is).
     ``required`` fields must be present in imported rows. ``derive`` names what the platform
     computes from the geometry when a row does not give it: ``"area"`` (m², measured in
     VN-2000 / TM-3 107-00) or ``"ward"`` (GSO code of the ward containing the feature).
@@ -33,6 +34,8 @@ class Field:
     choices: tuple[str, ...] | None = None
     required: bool = False
     derive: Literal["area", "ward"] | None = None
+    # Roles entitled to read a private field (admin always is), e.g. planners see owners.
+    visible_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

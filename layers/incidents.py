@@ -42,9 +42,9 @@ INCIDENTS = Layer(
         Field("resolved_at", "datetime", title="Resolved"),
         Field("sla_due_at", "datetime", title="SLA due"),
         Field("rating", "int", title="Satisfaction (1–5)"),
-        Field("reporter_name", title="Reporter name", public=False),
-        Field("reporter_phone", title="Reporter phone", public=False),
-        Field("reporter_email", title="Reporter email", public=False),
+        Field("reporter_name", title="Reporter name", public=False, visible_to=("inspector",)),
+        Field("reporter_phone", title="Reporter phone", public=False, visible_to=("inspector",)),
+        Field("reporter_email", title="Reporter email", public=False, visible_to=("inspector",)),
         SOURCE,
     ),
     zoom=(12, 22),  # clustering at lower zooms comes with the tiles work

@@ -38,7 +38,7 @@ PARCELS = Layer(
         Field("zoning", title="Zoning"),
         Field("owner_type", title="Owner type",
               choices=("household", "organisation", "state", "religious", "community")),
-        Field("owner_name", title="Owner name", public=False),
+        Field("owner_name", title="Owner name", public=False, visible_to=("planner",)),
         WARD_CODE,
         ADDRESS,
         SOURCE,

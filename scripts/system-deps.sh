@@ -18,8 +18,16 @@ command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 python3 -c 'import sysconfig,os,sys; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)' \
   >/dev/null 2>&1 || need+=(python3-dev)
+# Real clients and services the tests start themselves: GDAL's OAPIF/WMS drivers (ogr2ogr,
+# ogrinfo, gdalinfo), Redis for the shared tile cache, Chromium for the web map, nginx for the
+# deployment configuration, and fonts with Vietnamese glyphs for the PNG renderer.
+command -v ogr2ogr >/dev/null 2>&1 || need+=(gdal-bin)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ "${1:-}" = "--bench" ]; then
-  command -v ogr2ogr >/dev/null 2>&1 || need+=(gdal-bin)
+  command -v wrk >/dev/null 2>&1 || need+=(wrk)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from shapely.geometry import box, shape
 
 from api.app import create_app
+from gis import db
 from gis.settings import Settings
 from layers import CATALOG
 from tests.common import CENTRAL_HUE_BBOX, DAI_NOI_LONLAT
@@ -68,7 +69,7 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
 
 def test_health(client: TestClient) -> None:
     body = client.get("/health").json()
-    assert body["status"] == "ok" and body["schema_revision"] == "0002"
+    assert body["status"] == "ok" and body["schema_revision"] == db.head_revision()
 
 
 def test_collections_from_catalog(client: TestClient) -> None:

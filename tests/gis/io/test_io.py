@@ -20,9 +20,10 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 
-from gis import import_read, import_validate
 from gis.errors import ImportRejected, InvalidParameter, LayerNotFound, UnknownCRS
 from gis.io import export_layer, import_file
+from gis.io import read as import_read
+from gis.io import validate as import_validate
 from layers import VECTOR_LAYERS
 from tests.common import CENTRAL_HUE_BBOX, DAI_NOI_LONLAT, HANOI_LONLAT, TRUONG_TIEN_LONLAT
 

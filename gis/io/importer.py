@@ -5,15 +5,15 @@ raises nothing was written. The caller commits. With ``skip_invalid=True`` the r
 validation are left out and reported instead.
 
 Pipeline (vectorised with shapely 2 / numpy / pandas, no per-row geometry loop on the hot
-path), in three threads: one reads the file in chunks (pyogrio; :mod:`gis.import_read`); one
+path), in three threads: one reads the file in chunks (pyogrio; :mod:`gis.io.read`); one
 reprojects to EPSG:4326 (pyproj), checks and repairs geometries, coerces attributes to the
-layer's field types (:mod:`gis.import_values`), computes the fields the catalog marks
+layer's field types (:mod:`gis.io.values`), computes the fields the catalog marks
 ``derive`` (area in EPSG:9214, ward by point in polygon), checks the layer's natural key
-(:mod:`gis.import_validate`, with what :mod:`gis.import_context` read from the database) and
+(:mod:`gis.io.validate`, with what :mod:`gis.io.context` read from the database) and
 formats the accepted rows as a COPY block; the calling thread streams the blocks into the
 table with one ``COPY``, while PostgreSQL ingests on its own core. (Whole blocks in the text
 format that :func:`gis.bulk.copy_rows` writes row by row: the sending thread then needs almost
-no Python time; :mod:`gis.import_copy`.)
+no Python time; :mod:`gis.io.copy`.)
 
 Row numbers in messages are 1-based positions of features in the file (for CSV: data lines
 after the header).
@@ -34,10 +34,10 @@ from gis.bulk import copy_statement
 from gis.catalog import vector_layer
 from gis.crs import parse_crs
 from gis.errors import ImportRejected
-from gis.import_context import load_context
-from gis.import_copy import Background, db_rejection
-from gis.import_read import Source, open_source, source_crs
-from gis.import_validate import Validator
+from gis.io.context import load_context
+from gis.io.copy import Background, db_rejection
+from gis.io.read import Source, open_source, source_crs
+from gis.io.validate import Validator
 from layers import VECTOR_LAYERS, Layer
 
 MAX_LISTED = 20  # problems listed in an error message

@@ -18,10 +18,10 @@ import shapely
 from pyproj import CRS, Transformer
 
 from gis.errors import ImportRejected
-from gis.import_context import Context
-from gis.import_copy import copy_block
-from gis.import_read import Raw, Source
-from gis.import_values import coerce, plain
+from gis.io.context import Context
+from gis.io.copy import copy_block
+from gis.io.read import Raw, Source
+from gis.io.values import coerce, plain
 from layers import Layer
 
 AREA_SRID = 9214  # VN-2000 / TM-3 107-00: areas of parcels are measured in it

@@ -1,146 +1,27 @@
-"""The ``huegis`` command line (typer + rich)."""
+"""``huegis load``, ``import``, ``export`` and ``layers``: data in and out."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
+from api.cli.common import (
+    _errors,
+    _progress,
+    _ready_dsn,
+    _settings,
+    _vector_layer,
+    app,
+    console,
+    err,
+)
 from gis.errors import HueGISError
-from gis.settings import Settings
 
-app = typer.Typer(help="Huế GIS: spatial service and map platform for Huế City.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-db_app = typer.Typer(help="The database: managed local PostGIS cluster and migrations.",
-                     no_args_is_help=True)
 load_app = typer.Typer(help="Load data sets.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
 app.add_typer(load_app, name="load")
-
-console = Console()
-err = Console(stderr=True)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Turn domain errors into a clear message and a non-zero exit."""
-    try:
-        yield
-    except HueGISError as exc:
-        err.print(f"[bold red]error[/] ({exc.code}): {exc.description}")
-        raise typer.Exit(2) from None
-
-
-def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("[bold]{task.description:<13}"), BarColumn(),
-                    MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=err, transient=False)
-
-
-def _settings() -> Settings:
-    return Settings()
-
-
-def _ready_dsn(settings: Settings) -> str:
-    from gis.db import ensure_ready
-
-    return ensure_ready(settings)
-
-
-def _vector_layer(layer_id: str):
-    from gis.catalog import vector_layer
-
-    return vector_layer(layer_id)
-
-
-# ---------------------------------------------------------------------------- db
-
-
-@db_app.command("up")
-def db_up() -> None:
-    """Start the managed PostGIS cluster (./var/pg, port 5439); a no-op when it is up."""
-    from gis.cluster import Cluster
-
-    with _errors():
-        settings = _settings()
-        started = Cluster(settings).up()
-        console.print(("[green]started[/]" if started else "already running") +
-                      f": {settings.managed_url()}")
-
-
-@db_app.command("down")
-def db_down() -> None:
-    """Stop the managed cluster."""
-    from gis.cluster import Cluster
-
-    with _errors():
-        stopped = Cluster(_settings()).down()
-        console.print("[green]stopped[/]" if stopped else "not running")
-
-
-@db_app.command("status")
-def db_status() -> None:
-    """Show whether the managed cluster is initialised and running, and the schema revision."""
-    from gis import db
-    from gis.cluster import Cluster
-
-    with _errors():
-        settings = _settings()
-        table = Table(show_header=False, box=None)
-        if settings.uses_managed_cluster:
-            for k, v in Cluster(settings).status().items():
-                table.add_row(k, str(v))
-        else:
-            table.add_row("url", db.redact(settings.dsn))
-        try:
-            table.add_row("schema", str(db.current_revision(settings.dsn)))
-        except Exception as exc:  # noqa: BLE001 - status reports, never fails
-            table.add_row("schema", f"unreachable ({type(exc).__name__})")
-        console.print(table)
-
-
-@db_app.command("migrate")
-def db_migrate(revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
-               ) -> None:
-    """Upgrade the schema with Alembic (starts the managed cluster if needed)."""
-    from gis import db
-
-    with _errors():
-        dsn = _ready_dsn(_settings())
-        db.migrate(dsn, revision)
-        console.print(f"schema at [bold]{db.current_revision(dsn)}[/]")
-
-
-@db_app.command("psql", context_settings={"allow_extra_args": True,
-                                          "ignore_unknown_options": True})
-def db_psql(ctx: typer.Context) -> None:
-    """Open psql on the database (extra arguments are passed to psql)."""
-    with _errors():
-        dsn = _ready_dsn(_settings())
-        psql = shutil.which("psql")
-        if not psql:
-            raise HueGISError("psql not found: apt-get install postgresql-client")
-        os.execv(psql, [psql, dsn, *ctx.args])
-
-
-# ---------------------------------------------------------------------------- data
 
 
 @load_app.command("demo")
@@ -262,30 +143,3 @@ def layers_cmd() -> None:
         else:
             table.add_row(layer.id, layer.title, layer.title_vi, "raster", layer.filename, "—")
     console.print(table)
-
-
-# ---------------------------------------------------------------------------- serve
-
-
-@app.command("serve")
-def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
-) -> None:
-    """Serve the API and map (starts the managed database when it is the target)."""
-    import uvicorn
-
-    with _errors():
-        _ready_dsn(_settings())
-    console.print(f"Huế GIS on [bold]http://{host}:{port}[/]")
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info")
-
-
-def main() -> None:  # pragma: no cover
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -17,7 +17,7 @@ import pandas as pd
 import psycopg
 
 from gis.errors import ImportRejected
-from gis.import_values import to_str
+from gis.io.values import to_str
 from layers import Layer
 
 _COPY_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

@@ -1,0 +1,1 @@
+"""``huegis users`` and ``huegis apikey``: accounts, roles and API keys (issue: auth)."""

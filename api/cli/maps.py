@@ -1,0 +1,1 @@
+"""``huegis map``: standalone HTML maps (folium) of a layer or a query (issue: web map)."""

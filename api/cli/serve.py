@@ -1,0 +1,31 @@
+"""``huegis serve``: the HTTP API and map."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from api.cli.common import (
+    _errors,
+    _ready_dsn,
+    _settings,
+    app,
+    console,
+)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+) -> None:
+    """Serve the API and map (starts the managed database when it is the target)."""
+    import uvicorn
+
+    with _errors():
+        _ready_dsn(_settings())
+    console.print(f"Huế GIS on [bold]http://{host}:{port}[/]")
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info")

@@ -1,0 +1,1 @@
+"""``huegis tiles``: seeding the tile cache and exporting PMTiles/MBTiles (issue: tiles)."""
