@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from api import errors
 from api.auth import AuthRouter
 from api.features import FeaturesRouter
+from api.gazetteer import GazetteerRouter
 from api.incidents import IncidentsRouter
 from api.landing import LandingRouter
 from api.maps import MapsRouter
@@ -81,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     parts = (LandingRouter(), AuthRouter(), FeaturesRouter(), TransactionsRouter(),
              QueriesRouter(), TilesRouter(), StylesRouter(), MapsRouter(), WMSRouter(),
-             Open311Router(), IncidentsRouter(), StatsRouter(), WebRouter())
+             Open311Router(), IncidentsRouter(), StatsRouter(), GazetteerRouter(), WebRouter())
     for part in parts:
         app.include_router(part.router)
     return app

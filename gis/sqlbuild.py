@@ -6,7 +6,12 @@ Identifiers come only from the layer catalog and are always quoted; values are a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from layers import Layer
+
+if TYPE_CHECKING:
+    from gis.auth import Principal
 
 
 def ident(name: str) -> str:
@@ -39,9 +44,22 @@ def table_ref(layer: Layer) -> str:
     return f"{ident(layer.schema)}.{ident(layer.table)}"
 
 
-def visible_fields(layer: Layer, include_private: bool = False) -> list[str]:
-    """Names of the fields a caller may see: public ones unless ``include_private``."""
-    return [f.name for f in layer.fields if f.public or include_private]
+def visible_fields(layer: Layer, include_private: bool = False,
+                   principal: Principal | None = None) -> list[str]:
+    """Names of the fields a caller may see: public ones, plus every private one with
+    ``include_private`` (exports by data managers), or the private ones ``principal``'s role is
+    entitled to (the catalog's ``visible_to``).
+
+    >>> from layers import VECTOR_LAYERS
+    >>> from gis.auth import Principal
+    >>> 'owner_name' in visible_fields(VECTOR_LAYERS['parcels'], principal=Principal('planner'))
+    True
+    >>> 'owner_name' in visible_fields(VECTOR_LAYERS['parcels'], principal=Principal('citizen'))
+    False
+    """
+    return [f.name for f in layer.fields
+            if f.public or include_private
+            or (principal is not None and principal.may_read(f.visible_to))]
 
 
 def id_is_integer(layer: Layer) -> bool:
@@ -51,7 +69,8 @@ def id_is_integer(layer: Layer) -> bool:
     return True
 
 
-def properties_json(layer: Layer, alias: str = "t", include_private: bool = False) -> str:
+def properties_json(layer: Layer, alias: str = "t", include_private: bool = False,
+                    principal: Principal | None = None) -> str:
     """``json_build_object(...)`` over the visible fields (private ones left out).
 
     >>> from layers import VECTOR_LAYERS
@@ -59,7 +78,7 @@ def properties_json(layer: Layer, alias: str = "t", include_private: bool = Fals
     False
     """
     args = ", ".join(f"'{name}', {alias}.{ident(name)}"
-                     for name in visible_fields(layer, include_private))
+                     for name in visible_fields(layer, include_private, principal))
     return f"json_build_object({args})"
 
 
