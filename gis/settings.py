@@ -40,6 +40,15 @@ class Settings(BaseSettings):
         default=20_000, description="Most features in one vector tile (caps tile size)")
     public_base_url: str | None = Field(
         default=None, description="Base URL used in links (default: from the request)")
+    redis_url: str | None = Field(
+        default=None, description="Redis shared tile cache (redis://host:port/db); unset: none")
+    tile_cache_disk: bool = Field(
+        default=True, description="Keep tiles on disk (served directly by nginx)")
+    tile_cache_dir: Path | None = Field(
+        default=None, description="Disk tile cache (default: var_dir/tile-cache)")
+    tile_cache_memory_mb: int = Field(default=256, description="In-process tile cache size (MB)")
+    tile_max_bytes: int = Field(default=500_000, description="Size budget of one vector tile")
+    tile_max_age: int = Field(default=60, description="Cache-Control max-age of tiles (s)")
 
     @property
     def pg_dir(self) -> Path:
@@ -52,6 +61,10 @@ class Settings(BaseSettings):
     @property
     def raster_dir(self) -> Path:
         return self.var_dir / "rasters"
+
+    @property
+    def tile_cache_path(self) -> Path:
+        return self.tile_cache_dir or self.var_dir / "tile-cache"
 
     def managed_url(self, database: str | None = None) -> str:
         """URL of a database in the managed cluster (over its Unix socket)."""
