@@ -9,26 +9,29 @@ same transformation as imports, so an export in EPSG:9214 re-imports to the same
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import psycopg
+import pyproj
 import shapely
 from psycopg import sql
 
 from gis.catalog import vector_layer
 from gis.crs import parse_bbox, parse_crs
 from gis.errors import InvalidParameter
+from gis.io.stream import Chunk, CSVWriter, GeoJSONWriter, GpkgWriter
+from gis.raster import transformer
 from gis.sqlbuild import visible_fields
 from layers import Layer
 
 ExportFormat = Literal["gpkg", "geojson", "csv"]
 EXPORT_FORMATS: tuple[str, ...] = ("gpkg", "geojson", "csv")
-_DRIVERS = {"gpkg": "GPKG", "geojson": "GeoJSON"}
-FETCH_ROWS = 50_000
+FETCH_ROWS = 20_000  # rows per chunk: the memory an export needs, whatever its size
 
 
 def _frame(layer: Layer, names: list[str], rows: list[tuple]) -> pd.DataFrame:
@@ -54,8 +57,14 @@ def _frame(layer: Layer, names: list[str], rows: list[tuple]) -> pd.DataFrame:
 
 def export_layer(conn: psycopg.Connection, layer: Layer | str, out: Path | str,
                  fmt: ExportFormat, *, bbox: str | Sequence[float] | None = None,
-                 crs: str | int | None = None, include_private: bool = False) -> int:
-    """Write the features of a layer to a file.
+                 crs: str | int | None = None, include_private: bool = False,
+                 chunk_rows: int = FETCH_ROWS,
+                 on_chunk: Callable[[int], None] | None = None) -> int:
+    """Write the features of a layer to a file, in constant memory.
+
+    Rows come from a server-side cursor ``chunk_rows`` at a time and each chunk goes straight
+    to the file through the writers of :mod:`gis.io.stream` (the API's downloads use the same
+    ones), so a 1,000,000-parcel export holds one chunk in memory, not the layer.
 
     Parameters
     ----------
@@ -74,6 +83,10 @@ def export_layer(conn: psycopg.Connection, layer: Layer | str, out: Path | str,
         Output CRS (:func:`gis.crs.parse_crs`), default EPSG:4326.
     include_private : bool
         Also export the private fields (``Field.public=False``). Off by default.
+    chunk_rows : int
+        Rows per chunk (the memory bound).
+    on_chunk : callable, optional
+        Called after each chunk with the number of features written so far (progress).
 
     Returns
     -------
@@ -95,9 +108,6 @@ def export_layer(conn: psycopg.Connection, layer: Layer | str, out: Path | str,
 
         n = export_layer(conn, "parcels", Path("out.gpkg"), "gpkg", crs="EPSG:9214")
     """
-    import geopandas as gpd
-    import pyogrio
-
     target = vector_layer(layer)
     if fmt not in EXPORT_FORMATS:
         raise InvalidParameter(f"unknown export format {fmt!r}; use one of "
@@ -117,40 +127,50 @@ def export_layer(conn: psycopg.Connection, layer: Layer | str, out: Path | str,
                          ).format(geom=sql.Identifier(target.geometry_column))
         params = box
     query += sql.SQL(" ORDER BY {}").format(sql.Identifier(target.id_column))
-    rows: list[tuple] = []
-    with conn.cursor() as cur:
-        cur.execute(query, params)
-        while batch := cur.fetchmany(FETCH_ROWS):
-            rows.extend(batch)
-    df = _frame(target, names, rows)
-    geoms = shapely.from_wkb(np.array([r[-1] for r in rows], dtype=object))
-    gdf = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=4326, index=df.index))
-    if srid != 4326:
-        gdf = gdf.to_crs(srid)
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     part = out.with_name(f".{out.stem}.part{out.suffix}")
     part.unlink(missing_ok=True)
+    projected = srid != 4326 and pyproj.CRS.from_epsg(srid).is_projected
+    if fmt == "gpkg":
+        writer: GpkgWriter | GeoJSONWriter | CSVWriter = GpkgWriter(
+            part, target.id, srid, target.geometry_type, empty=_frame(target, names, []))
+    elif fmt == "geojson":
+        writer = GeoJSONWriter(srid)
+    else:
+        writer = CSVWriter(point_columns=target.geometry_type == "Point", projected=projected,
+                           columns=names)
+    n = 0
     try:
-        if fmt == "csv":
-            _write_csv(target, gdf, part, projected=gdf.crs.is_projected)
-        else:
-            pyogrio.write_dataframe(gdf, part, layer=target.id, driver=_DRIVERS[fmt],
-                                    geometry_type=target.geometry_type)
+        with open(part, "ab") as f:
+            if isinstance(writer, GeoJSONWriter):
+                f.write(writer.start())
+            for chunk in _chunks(conn, query, params, target, names, srid, chunk_rows):
+                f.write(writer.write(chunk))
+                n += len(chunk)
+                if on_chunk is not None:
+                    on_chunk(n)
+            f.write(writer.finish())
         os.replace(part, out)
     finally:
         part.unlink(missing_ok=True)
-    return len(rows)
+    return n
 
 
-def _write_csv(layer: Layer, gdf, path: Path, projected: bool) -> None:
-    df = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-    geoms = np.asarray(gdf.geometry.values, dtype=object)
-    if layer.geometry_type == "Point":
-        xname, yname = ("x", "y") if projected else ("lon", "lat")
-        df[xname] = shapely.get_x(geoms)
-        df[yname] = shapely.get_y(geoms)
-    else:
-        df["wkt"] = shapely.to_wkt(geoms, rounding_precision=-1)
-    df.to_csv(path, index=False, encoding="utf-8")
+def _chunks(conn: psycopg.Connection, query: sql.Composable, params: tuple, layer: Layer,
+            names: list[str], srid: int, chunk_rows: int) -> Iterator[Chunk]:
+    """Rows of a server-side cursor, ``chunk_rows`` at a time, as chunks in ``srid``."""
+    with conn.cursor(name=f"huegis_export_{uuid.uuid4().hex[:8]}") as cur:
+        cur.itersize = chunk_rows
+        cur.execute(query, params)
+        while rows := cur.fetchmany(chunk_rows):
+            geoms = shapely.from_wkb(np.array([r[-1] for r in rows], dtype=object))
+            if srid != 4326:
+                geoms = _to_crs(geoms, srid)
+            yield Chunk(_frame(layer, names, rows), geoms)
+
+
+def _to_crs(geoms: np.ndarray, srid: int) -> np.ndarray:
+    t = transformer(4326, srid)
+    return shapely.transform(geoms, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
