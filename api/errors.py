@@ -28,7 +28,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(errors.HueGISError)
     async def _domain(_: Request, exc: errors.HueGISError) -> JSONResponse:
-        return error_response(status_for(exc), exc.code, exc.description)
+        response = error_response(status_for(exc), exc.code, exc.description)
+        if isinstance(exc, errors.Unauthorized):  # RFC 9110: a 401 names its scheme
+            response.headers["WWW-Authenticate"] = exc.challenge
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

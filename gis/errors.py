@@ -67,10 +67,12 @@ class OutsideHue(InvalidParameter):
 
 
 class Unauthorized(HueGISError):
-    """No credentials, or credentials that are not valid (401)."""
+    """No credentials, or credentials that are not valid (401). ``challenge`` is the
+    ``WWW-Authenticate`` value the API sends with it."""
 
     code = "Unauthorized"
     status = 401
+    challenge = 'Bearer realm="huegis"'
 
 
 class Forbidden(HueGISError):

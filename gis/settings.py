@@ -49,6 +49,19 @@ class Settings(BaseSettings):
     tile_cache_memory_mb: int = Field(default=256, description="In-process tile cache size (MB)")
     tile_max_bytes: int = Field(default=500_000, description="Size budget of one vector tile")
     tile_max_age: int = Field(default=60, description="Cache-Control max-age of tiles (s)")
+    basemap_url: str | None = Field(
+        default=None, description="XYZ raster basemap template for the web map ({z}/{x}/{y}); "
+        "unset: the city outline, wards and generalized layers are the base")
+    basemap_attribution: str = Field(default="", description="Attribution of the basemap")
+    frame_ancestors: str = Field(
+        default="*", description="CSP frame-ancestors of /embed (who may put the map in an "
+        "iframe), e.g. \"'self' https://portal.hue.gov.vn\"")
+    jwt_secret: str | None = Field(
+        default=None, description="HS256 secret of bearer tokens (default: generated once "
+        "into var_dir/jwt-secret, shared by every worker)")
+    token_expires_s: int = Field(default=3600, description="Lifetime of bearer tokens (s)")
+    max_feature_body_bytes: int = Field(
+        default=5_000_000, description="Largest feature body accepted by POST/PUT/PATCH (413)")
 
     @property
     def pg_dir(self) -> Path:

@@ -1,0 +1,126 @@
+"""Authentication over HTTP (X-API-Key, /auth/token, bearer tokens) and the CLI."""
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from api.app import create_app
+from api.cli import app as cli
+from gis.auth.accounts import create_api_key, create_user, revoke_api_key
+from gis.settings import Settings
+
+WARD = "19753"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def accounts(database_url: str) -> Iterator[dict[str, str]]:
+    with psycopg.connect(database_url) as c:
+        create_user(c, "api.planner", "planner-pass", "planner")
+        create_user(c, "api.inspector", "inspector-pass", "inspector", [WARD, "19774"])
+        keys = {"inspector": create_api_key(c, "inspector", "tablet", [WARD]),
+                "revoked": create_api_key(c, "admin", "old")}
+        revoke_api_key(c, keys["revoked"])
+    yield keys
+    with psycopg.connect(database_url) as c:
+        c.execute("DELETE FROM api_keys; DELETE FROM users WHERE username LIKE 'api.%'")
+
+
+@pytest.fixture(scope="module")
+def client(settings: Settings, accounts) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def _token(client: TestClient, username: str, password: str):
+    return client.post("/auth/token", data={"username": username, "password": password,
+                                            "grant_type": "password"})
+
+
+def test_anonymous_is_public(client: TestClient) -> None:
+    r = client.get("/auth/me")
+    assert r.status_code == 200
+    assert r.json() == {"role": "public", "name": "anonymous", "user_id": None, "wards": [],
+                        "via": "anonymous"}
+
+
+def test_api_key(client: TestClient, accounts) -> None:
+    r = client.get("/auth/me", headers={"X-API-Key": accounts["inspector"]})
+    assert r.status_code == 200
+    assert r.json()["role"] == "inspector" and r.json()["wards"] == [WARD]
+    assert r.json()["via"] == "api_key"
+
+
+@pytest.mark.parametrize("headers", [
+    {"X-API-Key": "hgk_00000000_unknown"},
+    {"X-API-Key": ""},
+    {"Authorization": "Bearer not.a.jwt"},
+    {"Authorization": "Basic dXNlcjpwYXNz"},
+])
+def test_bad_credentials_are_401_never_anonymous(client: TestClient, headers) -> None:
+    r = client.get("/auth/me", headers=headers)
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    assert r.json()["code"] == "Unauthorized"
+
+
+def test_revoked_key_is_401(client: TestClient, accounts) -> None:
+    r = client.get("/auth/me", headers={"X-API-Key": accounts["revoked"]})
+    assert r.status_code == 401 and "revoked" in r.json()["description"]
+
+
+def test_password_flow_and_bearer(client: TestClient, settings: Settings) -> None:
+    r = _token(client, "api.inspector", "inspector-pass")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["token_type"] == "bearer" and body["expires_in"] == settings.token_expires_s
+    me = client.get("/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.status_code == 200
+    assert me.json()["role"] == "inspector" and me.json()["wards"] == ["19753", "19774"]
+    assert me.json()["via"] == "token" and me.json()["name"] == "api.inspector"
+    # The generated secret is shared through the var dir, readable by the owner only.
+    assert (settings.var_dir / "jwt-secret").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("username,password", [("api.planner", "wrong"),
+                                               ("nobody", "planner-pass")])
+def test_bad_password_is_401_with_challenge(client: TestClient, username, password) -> None:
+    r = _token(client, username, password)
+    assert r.status_code == 401 and "WWW-Authenticate" in r.headers
+    assert r.json() == {"code": "Unauthorized", "description": "wrong username or password"}
+
+
+def test_token_form_missing_fields_is_400(client: TestClient) -> None:
+    assert client.post("/auth/token", data={"username": "x"}).status_code == 400
+    r = client.post("/auth/token", data={"username": "x", "password": "y",
+                                         "grant_type": "client_credentials"})
+    assert r.status_code == 400
+
+
+def test_cli_users_and_keys(settings: Settings, client: TestClient) -> None:
+    env = {"HUEGIS_DATABASE_URL": settings.dsn, "HUEGIS_VAR_DIR": str(settings.var_dir)}
+    r = runner.invoke(cli, ["users", "create", "api.cli", "--role", "inspector",
+                            "--ward", WARD], input="cli-password\ncli-password\n", env=env)
+    assert r.exit_code == 0, r.output
+    assert _token(client, "api.cli", "cli-password").status_code == 200
+    r = runner.invoke(cli, ["users", "create", "api.cli2", "--role", "mayor",
+                            "--password", "whatever1"], env=env)
+    assert r.exit_code == 2 and "unknown role" in r.output
+    r = runner.invoke(cli, ["users", "list"], env=env)
+    assert r.exit_code == 0 and "api.cli" in r.output and "19753" in r.output
+
+    r = runner.invoke(cli, ["apikey", "create", "--role", "planner", "--name", "qgis"], env=env)
+    assert r.exit_code == 0, r.output
+    key = r.output.strip()
+    assert client.get("/auth/me", headers={"X-API-Key": key}).json()["role"] == "planner"
+    r = runner.invoke(cli, ["apikey", "list"], env=env)
+    assert "qgis" in r.output and key not in r.output
+    r = runner.invoke(cli, ["apikey", "revoke", key.split("_")[1]], env=env)
+    assert r.exit_code == 0, r.output
+    assert client.get("/auth/me", headers={"X-API-Key": key}).status_code == 401
+    r = runner.invoke(cli, ["apikey", "create", "--role", "inspector", "--ward", "00000"],
+                      env=env)
+    assert r.exit_code == 2 and "unknown ward" in r.output
