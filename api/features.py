@@ -1,25 +1,46 @@
-"""OGC API Features (walking skeleton): collections and GeoJSON items from the catalog."""
+"""OGC API Features Parts 1-3 (core, CRS by reference, CQL2 filtering) from the catalog:
+collections, queryables, items and items by id, as GeoJSON, HTML, CSV and GeoPackage."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import asyncpg
 from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import AnyLayerDep, LayerDep, PoolDep, SettingsDep, base_url
+from api.deps import AnyLayerDep, LayerDep, PoolDep, PrincipalDep, SettingsDep, base_url
+from api.exports import export_response
+from api.landing import FormatQuery, html_page, negotiate
 from gis import features
-from gis.crs import parse_bbox
-from gis.errors import FeatureNotFound
+from gis.auth import Principal
+from gis.errors import FeatureNotFound, InvalidParameter
+from gis.features import request as req
+from gis.features.cql2 import parse_filter
+from gis.features.transactions import etag_header
+from gis.features.svg import svg_map
+from gis.sqlbuild import visible_fields
 from layers import CATALOG, Layer, RasterLayer
 
 GEOJSON = "application/geo+json"
+CRS84 = req.CRS84
+# Query parameters of /items with a meaning of their own (any other must name a property).
+ITEMS_PARAMS = {"f", "limit", "offset", "after", "bbox", "bbox-crs", "crs", "datetime",
+                "properties", "sortby", "filter", "filter-lang", "filter-crs"}
+JSON_TYPES = {"text": {"type": "string"}, "int": {"type": "integer"},
+              "float": {"type": "number"}, "bool": {"type": "boolean"},
+              "date": {"type": "string", "format": "date"},
+              "datetime": {"type": "string", "format": "date-time"}}
+Q = Annotated[str | None, Query()]
 
 
 def collection_doc(layer: Layer | RasterLayer, base: str,
-                   extent: tuple[float, ...] | None = None) -> dict:
+                   extent: tuple[float, ...] | None = None,
+                   interval: tuple[str | None, str | None] | None = None) -> dict:
     """The OGC collection description of a catalog layer."""
     href = f"{base}/collections/{layer.id}"
     doc: dict = {
@@ -29,11 +50,14 @@ def collection_doc(layer: Layer | RasterLayer, base: str,
         "keywords": list(layer.keywords),
         "titles": {"en": layer.title, "vi": layer.title_vi},
         "links": [{"href": href, "rel": "self", "type": "application/json",
-                   "title": layer.title}],
+                   "title": layer.title},
+                  {"href": f"{href}?f=html", "rel": "alternate", "type": "text/html",
+                   "title": f"{layer.title} (HTML)"}],
     }
     if isinstance(layer, Layer):
         doc["itemType"] = "feature"
-        doc["crs"] = ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"]
+        doc["crs"] = req.api_crs_list()
+        doc["storageCrs"] = req.CRS84.uri
         doc["geometryType"] = layer.geometry_type
         doc["minZoom"], doc["maxZoom"] = layer.zoom
         doc["properties"] = {f.name: {"type": f.type, "title": f.title or f.name}
@@ -41,6 +65,10 @@ def collection_doc(layer: Layer | RasterLayer, base: str,
         doc["links"] += [
             {"href": f"{href}/items", "rel": "items", "type": GEOJSON,
              "title": f"{layer.title} (GeoJSON)"},
+            {"href": f"{href}/items?f=html", "rel": "items", "type": "text/html",
+             "title": f"{layer.title} (HTML)"},
+            {"href": f"{href}/queryables", "rel": "http://www.opengis.net/def/rel/ogc/1.0/"
+             "queryables", "type": "application/schema+json", "title": "Queryables"},
             {"href": f"{href}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}", "rel": "item",
              "type": "application/vnd.mapbox-vector-tile", "templated": True,
              "title": f"{layer.title} vector tiles (WebMercatorQuad)"},
@@ -50,9 +78,101 @@ def collection_doc(layer: Layer | RasterLayer, base: str,
         doc["units"] = layer.units
         doc["nodata"] = layer.nodata
     if extent is not None and None not in extent:
-        doc["extent"] = {"spatial": {"bbox": [list(extent)],
-                                     "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}}
+        doc["extent"] = {"spatial": {"bbox": [list(extent)], "crs": req.CRS84.uri}}
+        if interval is not None:
+            doc["extent"]["temporal"] = {
+                "interval": [list(interval)],
+                "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
     return doc
+
+
+def queryables_doc(layer: Layer, base: str) -> dict:
+    """JSON Schema of what a filter may name: the public fields and the geometry."""
+    props: dict[str, Any] = {
+        "geometry": {"format": f"geometry-{layer.geometry_type.lower()}",
+                     "x-ogc-role": "primary-geometry", "title": "Geometry"}}
+    for f in layer.public_fields:
+        p = {"title": f.title or f.name, **JSON_TYPES[f.type]}
+        if f.choices:
+            p["enum"] = list(f.choices)
+        props[f.name] = p
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"{base}/collections/{layer.id}/queryables", "type": "object",
+            "title": layer.title, "properties": props, "additionalProperties": False}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _link(href: str, rel: str, typ: str = GEOJSON, title: str | None = None) -> dict:
+    return {"href": href, "rel": rel, "type": typ, **({"title": title} if title else {})}
+
+
+async def _guard(coro: Any) -> Any:
+    """Await a query; values PostgreSQL or asyncpg cannot take are the caller's 400."""
+    try:
+        return await coro
+    except (asyncpg.DataError, asyncpg.exceptions.DataError, OverflowError) as exc:
+        raise InvalidParameter(f"a value of the request is out of range: {exc}") from None
+    except asyncpg.InternalServerError as exc:  # PostGIS: e.g. a point it cannot transform
+        if "transform" in str(exc).lower() or "geometry" in str(exc).lower():
+            raise InvalidParameter(f"the request's geometry cannot be used: {exc}") from None
+        raise
+
+
+def build_query(request: Request, layer: Layer, settings: Any, principal: Principal,
+                *, limit: int | None, offset: int, after: str | None, bbox: str | None,
+                bbox_crs: str | None, crs: str | None, datetime_: str | None,
+                properties: str | None, sortby: str | None, filter_: str | None,
+                filter_lang: str | None, filter_crs: str | None) -> features.ItemsQuery:
+    """Validate every parameter of an items request into an :class:`ItemsQuery` (400s)."""
+    visible = visible_fields(layer, principal=principal)
+    lim = features.check_limit(settings.default_items_limit if limit is None else limit,
+                               settings.max_items_limit)
+    features.check_offset(offset, settings.max_items_offset)
+    box_crs = req.parse_api_crs(bbox_crs)
+    if bbox_crs is not None and bbox is None:
+        raise InvalidParameter("bbox-crs was given without bbox")
+    box = req.parse_bbox_param(bbox, box_crs) if bbox is not None else None
+    equals = []
+    for name, value in request.query_params.multi_items():
+        if name in ITEMS_PARAMS:
+            continue
+        f = req.field_named(layer, name, visible, "query parameter or property")
+        equals.append((name, req.coerce(f, value)))
+    lang = filter_lang or "cql2-text"
+    if filter_lang is not None and filter_ is None:
+        raise InvalidParameter("filter-lang was given without filter")
+    return features.ItemsQuery(
+        limit=lim, offset=offset, bbox=box, bbox_crs=box_crs,
+        after=features.parse_cursor(layer, after) if after is not None else None,
+        when=req.parse_datetime_param(datetime_) if datetime_ is not None else None,
+        equals=tuple(equals),
+        filter=parse_filter(filter_, lang) if filter_ is not None else None,
+        filter_crs=req.parse_api_crs(filter_crs),
+        properties=(req.parse_properties(layer, properties, visible)
+                    if properties is not None else None),
+        sortby=req.parse_sortby(layer, sortby, visible) if sortby is not None else (),
+        crs=req.parse_api_crs(crs), principal=principal)
+
+
+async def number_matched(conn: Any, layer: Layer, q: features.ItemsQuery, cap: int) -> int:
+    """Exact count up to ``cap``; beyond it the planner's estimate (from EXPLAIN)."""
+    sql, params = features.count_sql(layer, q, cap)
+    n = await _guard(conn.fetchval(sql, *params))
+    if n <= cap:
+        return n
+    sql, params = features.explain_sql(layer, q)
+    return max(cap + 1, features.plan_rows(await _guard(conn.fetchval(sql, *params))))
+
+
+def _stream(pool: asyncpg.Pool, sql: str, params: list) -> AsyncIterator[str]:
+    async def rows() -> AsyncIterator[str]:
+        async with pool.acquire() as conn, conn.transaction():
+            async for rec in conn.cursor(sql, *params, prefetch=1000):
+                yield rec[0]
+    return rows()
 
 
 @dataclass
@@ -68,20 +188,24 @@ class FeaturesRouter:
         r = self.router
 
         @r.get("/collections", summary="The layers of the Huế map")
-        async def collections(request: Request, settings: SettingsDep) -> dict:
+        async def collections(request: Request, settings: SettingsDep, f: FormatQuery = None
+                              ) -> Response:
             """List every collection (vector and raster layers) of the catalog."""
             base = base_url(request, settings)
-            return {
-                "links": [{"href": f"{base}/collections", "rel": "self",
-                           "type": "application/json"}],
-                "collections": [collection_doc(layer, base) for layer in CATALOG.values()],
-            }
+            doc = {"links": [_link(f"{base}/collections", "self", "application/json"),
+                             _link(f"{base}/collections?f=html", "alternate", "text/html")],
+                   "crs": req.api_crs_list(),
+                   "collections": [collection_doc(layer, base) for layer in CATALOG.values()]}
+            if negotiate(request, f) == "html":
+                return html_page("collections.html", request, settings, doc=doc)
+            return Response(json.dumps(doc, ensure_ascii=False), media_type="application/json")
 
         @r.get("/collections/{collection_id}", summary="One layer")
         async def collection(request: Request, layer: AnyLayerDep, pool: PoolDep,
-                             settings: SettingsDep) -> dict:
-            """Describe one collection, with its spatial extent."""
-            extent = None
+                             settings: SettingsDep, f: FormatQuery = None) -> Response:
+            """Describe one collection, with its spatial (and temporal) extent."""
+            fmt = negotiate(request, f)
+            extent, interval = None, None
             if isinstance(layer, Layer):
                 try:
                     row = await pool.fetchrow(features.extent_sql(layer, estimated=True))
@@ -90,53 +214,158 @@ class FeaturesRouter:
                 if row is None or row[0] is None:
                     row = await pool.fetchrow(features.extent_sql(layer))
                 extent = tuple(row) if row else None
-            return collection_doc(layer, base_url(request, settings), extent)
+                tsql = features.temporal_extent_sql(layer)
+                if tsql:
+                    lo, hi = await pool.fetchrow(tsql)
+                    interval = tuple(v.isoformat() if v else None for v in (lo, hi))
+            doc = collection_doc(layer, base_url(request, settings), extent, interval)
+            if fmt == "html":
+                svg = ""
+                if extent and None not in extent:
+                    w, s, e, n = extent
+                    svg = svg_map([{"id": layer.id, "geometry": {"type": "Polygon", "coordinates": [
+                        [[w, s], [e, s], [e, n], [w, n], [w, s]]]}}])
+                return html_page("collection.html", request, settings, doc=doc, svg=svg)
+            return Response(json.dumps(doc, ensure_ascii=False), media_type="application/json")
+
+        @r.get("/collections/{collection_id}/queryables", summary="What filters may name",
+               response_class=Response,
+               responses={200: {"content": {"application/schema+json": {}}}})
+        async def queryables(request: Request, layer: LayerDep, settings: SettingsDep,
+                             f: FormatQuery = None) -> Response:
+            """JSON Schema of the properties a CQL2 filter may use (public fields, geometry)."""
+            doc = queryables_doc(layer, base_url(request, settings))
+            if negotiate(request, f) == "html":
+                return html_page("queryables.html", request, settings, doc=doc,
+                                 layer_id=layer.id)
+            return Response(json.dumps(doc, ensure_ascii=False),
+                            media_type="application/schema+json")
 
         @r.get("/collections/{collection_id}/items", summary="Features of a layer (GeoJSON)",
                response_class=Response,
-               responses={200: {"content": {GEOJSON: {}}}})
+               responses={200: {"content": {GEOJSON: {}, "text/html": {}, "text/csv": {},
+                                            "application/geopackage+sqlite3": {}}}})
         async def items(
             request: Request, layer: LayerDep, pool: PoolDep, settings: SettingsDep,
+            principal: PrincipalDep, f: FormatQuery = None,
             limit: Annotated[int | None, Query(description="Features per page")] = None,
-            offset: Annotated[int, Query(ge=0, description="Features to skip")] = 0,
+            offset: Annotated[int, Query(description="Features to skip (bounded: "
+                                         "follow `next` links for deep pages)")] = 0,
             after: Annotated[str | None, Query(
                 description="Only features with a greater id (the `next` links' cursor)")] = None,
-            bbox: Annotated[str | None, Query(description="W,S,E,N in CRS84")] = None,
+            bbox: Annotated[str | None, Query(description="W,S,E,N (or 6 numbers with heights) "
+                                              "in bbox-crs")] = None,
+            bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
+            crs: Annotated[str | None, Query(description="Output CRS (default CRS84)")] = None,
+            datetime: Annotated[str | None, Query(  # noqa: A002 (OGC parameter name)
+                description="Instant or interval a/b (open ends ..) on the temporal field")
+            ] = None,
+            properties: Annotated[str | None, Query(description="Fields to return")] = None,
+            sortby: Annotated[str | None, Query(description="+a,-b")] = None,
+            filter: Annotated[str | None, Query(description="CQL2 filter")] = None,  # noqa: A002
+            filter_lang: Annotated[str | None, Query(alias="filter-lang")] = None,
+            filter_crs: Annotated[str | None, Query(alias="filter-crs")] = None,
         ) -> Response:
-            """GeoJSON features of a layer, public fields only, filtered by bbox, paged."""
-            lim = features.check_limit(
-                settings.default_items_limit if limit is None else limit,
-                settings.max_items_limit)
-            box = parse_bbox(bbox) if bbox is not None else None
-            cursor = features.parse_cursor(layer, after) if after is not None else None
-            sql, params = features.items_sql(
-                layer, features.ItemsQuery(lim, offset, box, cursor))
-            rows = await pool.fetch(sql, *params)
-            page = [r[0] for r in rows[:lim]]
-            base = base_url(request, settings)
-            here = f"{base}/collections/{layer.id}/items"
-
-            def link(rel: str, **extra: object) -> dict:
-                query = {"limit": lim, **({"bbox": bbox} if bbox else {}), **extra}
-                return {"href": f"{here}?{urlencode(query)}", "rel": rel, "type": GEOJSON}
-
-            here_args = {"after": after} if after is not None else {"offset": offset}
-            links = [link("self", **here_args),
-                     {"href": f"{base}/collections/{layer.id}", "rel": "collection",
-                      "type": "application/json"}]
-            if len(rows) > lim:
-                links.append(link("next", after=rows[lim - 1][1]))
-            if after is None and offset > 0:
-                links.append(link("prev", offset=max(0, offset - lim)))
-            body = features.feature_collection(page, links, len(page))
-            return Response(body, media_type=GEOJSON)
+            """Features of a layer, filtered (bbox, datetime, properties, CQL2), sorted, paged;
+            GeoJSON, HTML, CSV or GeoPackage."""
+            fmt = negotiate(request, f, ("json", "html", "csv", "gpkg"))
+            q = build_query(request, layer, settings, principal, limit=limit, offset=offset,
+                            after=after, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
+                            datetime_=datetime, properties=properties, sortby=sortby,
+                            filter_=filter, filter_lang=filter_lang, filter_crs=filter_crs)
+            if fmt in ("csv", "gpkg"):
+                return await self._download(pool, layer, q, fmt)
+            sql, params = features.items_sql(layer, q)
+            async with pool.acquire() as conn:
+                rows = await _guard(conn.fetch(sql, *params))
+                page = [rec[0] for rec in rows[:q.limit]]
+                more = len(rows) > q.limit
+                if not more and (q.offset == 0 and q.after is None):
+                    matched = len(page)
+                else:
+                    matched = await number_matched(conn, layer, q, settings.exact_count_max)
+            links = self._links(request, settings, layer, q, rows, more)
+            if fmt == "html":
+                feats = [json.loads(t) for t in page]
+                columns = (list(q.properties) if q.properties is not None
+                           else visible_fields(layer, principal=principal))
+                here = f"{base_url(request, settings)}/collections/{layer.id}/items"
+                svg = svg_map(feats, link=here + "/{id}?f=html") if q.crs == CRS84 else ""
+                return html_page("items.html", request, settings, layer=layer, features=feats,
+                                 columns=columns, links=links, svg=svg,
+                                 number_returned=len(page), number_matched=matched)
+            body = features.feature_collection(page, links, len(page), matched, _now())
+            return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{q.crs.uri}>"})
 
         @r.get("/collections/{collection_id}/items/{feature_id}",
                summary="One feature (GeoJSON)", response_class=Response,
-               responses={200: {"content": {GEOJSON: {}}}})
-        async def item(layer: LayerDep, pool: PoolDep, feature_id: str) -> Response:
-            """One feature of a layer by its id, public fields only."""
-            text = await pool.fetchval(features.item_sql(layer), feature_id)
+               responses={200: {"content": {GEOJSON: {}, "text/html": {}}}})
+        async def item(request: Request, layer: LayerDep, pool: PoolDep, settings: SettingsDep,
+                       principal: PrincipalDep, feature_id: str, f: FormatQuery = None,
+                       crs: Annotated[str | None, Query(description="Output CRS")] = None
+                       ) -> Response:
+            """One feature of a layer by its id (fields the caller may see)."""
+            fmt = negotiate(request, f)
+            out = req.parse_api_crs(crs)
+            fid = features.feature_id(layer, feature_id)
+            text = None
+            if fid is not None:
+                q = features.ItemsQuery(limit=1, crs=out, principal=principal)
+                text = await _guard(pool.fetchval(features.item_sql(layer, q), fid))
             if text is None:
                 raise FeatureNotFound(f"no feature {feature_id!r} in collection {layer.id!r}")
-            return Response(text, media_type=GEOJSON)
+            base = base_url(request, settings)
+            href = f"{base}/collections/{layer.id}/items/{feature_id}"
+            feature = json.loads(text)
+            if fmt == "html":
+                svg = svg_map([feature]) if out == CRS84 else ""
+                return html_page("item.html", request, settings, layer=layer,
+                                 feature=feature, svg=svg)
+            feature["links"] = [
+                _link(href + (f"?{urlencode({'crs': crs})}" if crs else ""), "self"),
+                _link(f"{href}?f=html", "alternate", "text/html"),
+                _link(f"{base}/collections/{layer.id}", "collection", "application/json")]
+            return Response(json.dumps(feature, ensure_ascii=False), media_type=GEOJSON,
+                            headers={"Content-Crs": f"<{out.uri}>",
+                                     **await etag_header(pool, layer, feature_id)})
+
+    @staticmethod
+    def _links(request: Request, settings: Any, layer: Layer, q: features.ItemsQuery,
+               rows: list, more: bool) -> list[dict]:
+        """self/alternate/collection links, ``next`` (keyset on the default order, offset
+        with sortby) and ``prev`` (offset), each keeping the request's other parameters."""
+        base = base_url(request, settings)
+        here = f"{base}/collections/{layer.id}/items"
+        keep = [(k, v) for k, v in request.query_params.multi_items()
+                if k not in ("offset", "after", "limit", "f")]
+
+        def href(**paging: object) -> str:
+            return f"{here}?{urlencode([*keep, ('limit', q.limit), *paging.items()])}"
+
+        current = {"after": q.after} if q.after is not None else (
+            {"offset": q.offset} if q.offset else {})
+        links = [_link(href(**current), "self"),
+                 _link(href(**current, f="html"), "alternate", "text/html"),
+                 _link(f"{base}/collections/{layer.id}", "collection", "application/json")]
+        if more:
+            if q.default_order:
+                links.append(_link(href(after=rows[q.limit - 1][1]), "next"))
+            elif q.offset + q.limit <= settings.max_items_offset:
+                links.append(_link(href(offset=q.offset + q.limit), "next"))
+        if q.after is None and q.offset > 0:
+            links.append(_link(href(offset=max(0, q.offset - q.limit)), "prev"))
+        return links
+
+    @staticmethod
+    async def _download(pool: asyncpg.Pool, layer: Layer, q: features.ItemsQuery,
+                        fmt: str) -> Response:
+        """Every matching feature (no limit) as CSV or GeoPackage, streamed."""
+        # Files carry x/y (lon/lat) order whatever the CRS; EPSG:4326 is written as CRS84.
+        q2 = features.ItemsQuery(**{**q.__dict__, "crs": req.ApiCRS(q.crs.srid)})
+        sql, params = features.stream_sql(layer, q2)
+        fields = (list(q.properties) if q.properties is not None
+                  else visible_fields(layer, principal=q.principal))
+        types = {f.name: f.type for f in layer.fields if f.name in fields}
+        return await export_response(_stream(pool, sql, params), fmt, fields, layer.id,
+                                     crs=f"EPSG:{q.crs.srid}", types=types,
+                                     geometry_type=layer.geometry_type)

@@ -1,14 +1,96 @@
-"""Landing page and health check."""
+"""Landing page, ``/conformance``, the OpenAPI document at ``/api``, and the health check.
+
+Also the two helpers every OGC resource uses: :func:`negotiate` (``f=`` or ``Accept``) and
+:func:`html_page` (Jinja2 templates in ``api/templates/features/``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api.deps import SettingsDep, base_url
+from gis.conformance import conformance_classes
+from gis.errors import InvalidParameter
 from layers import ATTRIBUTION
+
+TEMPLATES = Path(__file__).parent / "templates" / "features"
+OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
+MEDIA = {"json": "application/json", "html": "text/html", "geojson": "application/geo+json",
+         "csv": "text/csv", "gpkg": "application/geopackage+sqlite3"}
+FormatQuery = Annotated[str | None, Query(description="Output format: json or html "
+                                          "(items also csv, gpkg); default from Accept")]
+
+
+def negotiate(request: Request, f: str | None, allowed: tuple[str, ...] = ("json", "html")
+              ) -> str:
+    """The response format: ``f`` when given (400 if not offered), else from ``Accept``
+    (JSON unless the client prefers one of the other offered formats)."""
+    if f is not None:
+        fmt = {"geojson": "json", "application/geo+json": "json", "application/json": "json",
+               "text/html": "html", "text/csv": "csv"}.get(f.lower(), f.lower())
+        if fmt not in allowed:
+            raise InvalidParameter(f"f must be one of {', '.join(allowed)}, got {f!r}")
+        return fmt
+    best, best_q = "json", -1.0
+    for part in request.headers.get("accept", "").split(","):
+        media, *opts = [p.strip() for p in part.split(";")]
+        q = 1.0
+        for o in opts:
+            if o.startswith("q="):
+                try:
+                    q = float(o[2:])
+                except ValueError:
+                    q = 0.0
+        for fmt in allowed:
+            if media in (MEDIA[fmt], "application/geo+json" if fmt == "json" else "") \
+                    and q > best_q:
+                best, best_q = fmt, q
+    return best
+
+
+@cache
+def _env() -> Environment:
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(),
+                       trim_blocks=True, lstrip_blocks=True)
+
+
+def html_page(template: str, request: Request, settings, status: int = 200,
+              **context: object) -> HTMLResponse:
+    """Render one of the pages in ``api/templates/features/``."""
+    base = base_url(request, settings)
+    text = _env().get_template(template).render(base=base, attribution=ATTRIBUTION,
+                                                request=request, **context)
+    return HTMLResponse(text, status_code=status)
+
+
+def landing_doc(base: str) -> dict:
+    """The landing page: what this is, the attribution and links to everything."""
+    def link(path: str, rel: str, typ: str, title: str) -> dict:
+        return {"href": f"{base}{path}", "rel": rel, "type": typ, "title": title}
+
+    return {
+        "title": "Huế GIS",
+        "description": "Spatial services of the Huế Intelligent Operations Center: "
+                       "thematic layers, features and vector tiles of Huế City.",
+        "attribution": ATTRIBUTION,
+        "links": [
+            link("/", "self", "application/json", "This document"),
+            link("/?f=html", "alternate", "text/html", "This document as HTML"),
+            link("/api", "service-desc", OPENAPI_TYPE, "The API definition (OpenAPI 3)"),
+            link("/docs", "service-doc", "text/html", "The API documentation"),
+            link("/conformance", "conformance", "application/json",
+                 "OGC conformance classes implemented"),
+            link("/collections", "data", "application/json", "Collections"),
+            link("/health", "status", "application/json", "Health check"),
+        ],
+    }
 
 
 @dataclass
@@ -22,28 +104,30 @@ class LandingRouter:
         r = self.router
 
         @r.get("/", summary="Landing page")
-        async def landing(request: Request, settings: SettingsDep) -> dict:
+        async def landing(request: Request, settings: SettingsDep, f: FormatQuery = None
+                          ) -> Response:
             """What this service is, the data attribution, and links to everything it serves."""
-            base = base_url(request, settings)
-            return {
-                "title": "Huế GIS",
-                "description": "Spatial services of the Huế Intelligent Operations Center: "
-                               "thematic layers, features and vector tiles of Huế City.",
-                "attribution": ATTRIBUTION,
-                "links": [
-                    {"href": f"{base}/", "rel": "self", "type": "application/json",
-                     "title": "This document"},
-                    {"href": f"{base}/openapi.json", "rel": "service-desc",
-                     "type": "application/vnd.oai.openapi+json;version=3.0",
-                     "title": "The API definition"},
-                    {"href": f"{base}/docs", "rel": "service-doc", "type": "text/html",
-                     "title": "The API documentation"},
-                    {"href": f"{base}/collections", "rel": "data",
-                     "type": "application/json", "title": "Collections"},
-                    {"href": f"{base}/health", "rel": "status", "type": "application/json",
-                     "title": "Health check"},
-                ],
-            }
+            doc = landing_doc(base_url(request, settings))
+            if negotiate(request, f) == "html":
+                return html_page("landing.html", request, settings, doc=doc)
+            return JSONResponse(doc)
+
+        @r.get("/conformance", summary="OGC conformance classes")
+        async def conformance(request: Request, settings: SettingsDep, f: FormatQuery = None
+                              ) -> Response:
+            """The OGC API conformance classes this service implements."""
+            doc = {"conformsTo": conformance_classes()}
+            if negotiate(request, f) == "html":
+                return html_page("conformance.html", request, settings, doc=doc)
+            return JSONResponse(doc)
+
+        @r.get("/api", summary="The API definition (OpenAPI 3)")
+        async def api_definition(request: Request, settings: SettingsDep,
+                                 f: FormatQuery = None) -> Response:
+            """This API's OpenAPI 3 document (HTML: the interactive documentation)."""
+            if negotiate(request, f) == "html":
+                return RedirectResponse(f"{base_url(request, settings)}/docs", status_code=303)
+            return JSONResponse(request.app.openapi(), media_type=OPENAPI_TYPE)
 
         @r.get("/health", summary="Health check")
         async def health(request: Request) -> JSONResponse:

@@ -1,75 +1,198 @@
-"""Features of a vector layer as GeoJSON, built in PostGIS from the layer's declaration."""
+"""Features of a vector layer as GeoJSON, built in PostGIS from the layer's declaration.
+
+One small function per clause (select, where, order), as tipg does: :func:`items_sql` for a
+page, :func:`stream_sql` for a download (no limit), :func:`count_sql` / :func:`explain_sql`
+for ``numberMatched``, :func:`item_sql` for one feature by id.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
+from typing import Any
 
+from gis.auth import PUBLIC, Principal
 from gis.errors import InvalidParameter
-from gis.sqlbuild import bbox_clause, id_is_integer, ident, literal, properties_json, table_ref
+from gis.features.cql2 import Scope, SQLParams, compile_filter
+from gis.features.request import CRS84, ApiCRS, TimeRange, parse_feature_id
+from gis.sqlbuild import id_is_integer, ident, literal, table_ref, visible_fields
 from layers import Layer
 
 GEOJSON_DECIMALS = 7  # ~1 cm at Huế's latitude
+ALIAS = "t"
 
 
 @dataclass(frozen=True)
 class ItemsQuery:
-    """A validated items request."""
+    """A validated items request (every value already parsed and checked)."""
 
     limit: int
     offset: int = 0
+    # (minx, miny, maxx, maxy) in ``bbox_crs`` x/y order.
     bbox: tuple[float, float, float, float] | None = None
+    bbox_crs: ApiCRS = CRS84
     # Keyset cursor: only features whose id is greater (what ``next`` links use, so deep
     # pages cost the same as the first one).
     after: int | str | None = None
+    when: TimeRange | None = None
+    equals: tuple[tuple[str, Any], ...] = ()
+    filter: Any = None  # a pygeofilter AST
+    filter_crs: ApiCRS = CRS84
+    properties: tuple[str, ...] | None = None  # None: every visible field
+    sortby: tuple[tuple[str, bool], ...] = ()
+    crs: ApiCRS = CRS84
+    principal: Principal = field(default=PUBLIC)
+
+    @property
+    def default_order(self) -> bool:
+        return not self.sortby
+
+
+def _col(name: str) -> str:
+    return f"{ALIAS}.{ident(name)}"
+
+
+def geometry_sql(layer: Layer, crs: ApiCRS) -> str:
+    """The layer's geometry as GeoJSON in ``crs`` (EPSG:4326: latitude first)."""
+    g = _col(layer.geometry_column)
+    if crs.srid != 4326:
+        g = f"ST_Transform({g}, {int(crs.srid)})"
+    elif crs.lat_first:
+        g = f"ST_FlipCoordinates({g})"
+    return f"ST_AsGeoJSON({g}, {crs.decimals})::json"
+
+
+def feature_sql(layer: Layer, q: ItemsQuery) -> str:
+    """``json_build_object`` of one GeoJSON Feature (as text), chosen visible fields only."""
+    names = (q.properties if q.properties is not None
+             else visible_fields(layer, principal=q.principal))
+    props = ", ".join(f"{literal(n)}, {_col(n)}" for n in names)
+    return (f"json_build_object('type', 'Feature', 'id', {_col(layer.id_column)}, "
+            f"'geometry', {geometry_sql(layer, q.crs)}, "
+            f"'properties', json_build_object({props}))::text")
+
+
+def where_sql(layer: Layer, q: ItemsQuery, params: SQLParams) -> list[str]:
+    """The conditions of a request (bbox exact, datetime, equality, CQL2), no paging."""
+    where: list[str] = []
+    geom = _col(layer.geometry_column)
+    if q.bbox is not None:
+        vals = [params.add(v) for v in q.bbox]
+        env = f"ST_MakeEnvelope({', '.join(vals)}, {int(q.bbox_crs.srid)})"
+        if q.bbox_crs.srid != 4326:  # edges densified so the transformed box stays exact
+            env = (f"ST_Transform(ST_Segmentize({env}, ({vals[2]} - {vals[0]}) / 32.0), 4326)")
+        # && finds candidates in the GiST index; ST_Intersects keeps only those that touch.
+        where.append(f"({geom} && {env} AND ST_Intersects({geom}, {env}))")
+    if q.when is not None:
+        if layer.temporal is None:
+            raise InvalidParameter(f"collection {layer.id!r} has no temporal property: "
+                                   "datetime does not apply")
+        col = _col(layer.temporal)
+        r = q.when
+        if r.lo is not None:
+            where.append(f"{col} >= {params.add(r.lo)}::timestamptz")
+        if r.hi is not None:
+            where.append(f"{col} {'<=' if r.hi_inclusive else '<'} "
+                         f"{params.add(r.hi)}::timestamptz")
+    for name, value in q.equals:
+        where.append(f"{_col(name)} = {params.add(value)}")
+    if q.filter is not None:
+        scope = Scope(layer, visible_fields(layer, principal=q.principal), ALIAS, q.filter_crs)
+        where.append(compile_filter(q.filter, scope, params))
+    return where
+
+
+def order_sql(layer: Layer, q: ItemsQuery) -> str:
+    """``ORDER BY`` the sort keys, then the id (so pages are deterministic)."""
+    keys = [f"{_col(n)} {'DESC NULLS LAST' if d else 'ASC NULLS LAST'}" for n, d in q.sortby]
+    return " ORDER BY " + ", ".join([*keys, _col(layer.id_column)])
+
+
+def _from_where(layer: Layer, where: list[str]) -> str:
+    return (f" FROM {table_ref(layer)} AS {ALIAS}"
+            + (" WHERE " + " AND ".join(where) if where else ""))
 
 
 def items_sql(layer: Layer, q: ItemsQuery) -> tuple[str, list[object]]:
-    """SQL returning one GeoJSON Feature (text) per row, public fields only.
+    """SQL returning one GeoJSON Feature (text) per row, visible fields only.
 
     Each row is ``(feature_text, id)``. One row more than ``limit`` is fetched so the caller
-    knows whether a next page exists.
+    knows whether a next page exists. On the default order (by id), an ``offset`` becomes a
+    keyset seek: the id at that offset is found from the index alone (no features built
+    for the skipped rows), then the page starts there.
 
     Example
     -------
     >>> from layers import VECTOR_LAYERS
     >>> sql, params = items_sql(VECTOR_LAYERS['health'], ItemsQuery(limit=10, after=5))
     >>> params
-    [5, 11, 0]
+    [5, 11]
     """
-    alias = "t"
-    geom = f"{alias}.{ident(layer.geometry_column)}"
-    idcol = f"{alias}.{ident(layer.id_column)}"
-    params: list[object] = []
-    where = []
+    params = SQLParams()
+    idcol = _col(layer.id_column)
+    where = where_sql(layer, q, params)
     if q.after is not None:
-        params.append(q.after)
-        where.append(f"{idcol} > ${len(params)}")
-    if q.bbox is not None:
-        where.append(bbox_clause(layer, len(params) + 1, alias))
-        params.extend(q.bbox)
-    params.extend([q.limit + 1, q.offset])
-    n = len(params)
-    sql = (
-        "SELECT json_build_object('type', 'Feature', 'id', " + idcol + ", "
-        f"'geometry', ST_AsGeoJSON({geom}, {GEOJSON_DECIMALS})::json, "
-        f"'properties', {properties_json(layer, alias)})::text, {idcol} "
-        f"FROM {table_ref(layer)} AS {alias}"
-        + (" WHERE " + " AND ".join(where) if where else "")
-        + f" ORDER BY {idcol} LIMIT ${n - 1} OFFSET ${n}"
-    )
-    return sql, params
+        if not q.default_order:
+            raise InvalidParameter("'after' cursors apply only to the default order; "
+                                   "use offset with sortby")
+        where.append(f"{idcol} > {params.add(q.after)}")
+    offset = ""
+    if q.offset and q.default_order:
+        seek = (f"SELECT {idcol}{_from_where(layer, where)} ORDER BY {idcol} "
+                f"OFFSET {params.add(q.offset)} LIMIT 1")
+        where = [*where, f"{idcol} >= ({seek})"]
+    elif q.offset:
+        offset = f" OFFSET {params.add(q.offset)}"
+    sql = (f"SELECT {feature_sql(layer, q)}, {idcol}{_from_where(layer, where)}"
+           f"{order_sql(layer, q)} LIMIT {params.add(q.limit + 1)}{offset}")
+    return sql, params.values
 
 
-def item_sql(layer: Layer) -> str:
-    """SQL returning one GeoJSON Feature (text) by id (``$1``)."""
-    alias = "t"
-    idcol = f"{alias}.{ident(layer.id_column)}"
-    return (
-        "SELECT json_build_object('type', 'Feature', 'id', " + idcol + ", "
-        f"'geometry', ST_AsGeoJSON({alias}.{ident(layer.geometry_column)}, "
-        f"{GEOJSON_DECIMALS})::json, 'properties', {properties_json(layer, alias)})::text "
-        f"FROM {table_ref(layer)} AS {alias} WHERE {idcol}::text = $1"
-    )
+def stream_sql(layer: Layer, q: ItemsQuery) -> tuple[str, list[object]]:
+    """Every matching feature (no limit or offset), for streamed downloads."""
+    params = SQLParams()
+    where = where_sql(layer, q, params)
+    return (f"SELECT {feature_sql(layer, q)}{_from_where(layer, where)}{order_sql(layer, q)}",
+            params.values)
+
+
+def count_sql(layer: Layer, q: ItemsQuery, cap: int) -> tuple[str, list[object]]:
+    """Count of the matching features, reading at most ``cap + 1`` of them."""
+    params = SQLParams()
+    where = where_sql(layer, q, params)
+    return (f"SELECT count(*) FROM (SELECT 1{_from_where(layer, where)} "
+            f"LIMIT {params.add(cap + 1)}) AS c", params.values)
+
+
+def explain_sql(layer: Layer, q: ItemsQuery) -> tuple[str, list[object]]:
+    """``EXPLAIN (FORMAT JSON)`` of the matching rows: the planner's estimate of their number
+    is ``[0]['Plan']['Plan Rows']``."""
+    params = SQLParams()
+    where = where_sql(layer, q, params)
+    return f"EXPLAIN (FORMAT JSON) SELECT 1{_from_where(layer, where)}", params.values
+
+
+def plan_rows(explain_output: Any) -> int:
+    """The estimated row count from ``EXPLAIN (FORMAT JSON)`` output (text or parsed).
+
+    >>> plan_rows('[{"Plan": {"Plan Rows": 1234}}]')
+    1234
+    """
+    doc = json.loads(explain_output) if isinstance(explain_output, str) else explain_output
+    return int(doc[0]["Plan"]["Plan Rows"])
+
+
+def item_sql(layer: Layer, q: ItemsQuery | None = None) -> str:
+    """SQL returning one GeoJSON Feature (text) by id (``$1``, of the id column's type, so
+    the primary key or unique index answers it)."""
+    q = q or ItemsQuery(limit=1)
+    return (f"SELECT {feature_sql(layer, q)} FROM {table_ref(layer)} AS {ALIAS} "
+            f"WHERE {_col(layer.id_column)} = $1")
+
+
+def feature_id(layer: Layer, value: str) -> int | str | None:
+    """``value`` as the id column's type, or ``None`` (then no feature can match: a 404)."""
+    return parse_feature_id(layer, value, id_is_integer(layer))
 
 
 def extent_sql(layer: Layer, estimated: bool = False) -> str:
@@ -87,13 +210,25 @@ def extent_sql(layer: Layer, estimated: bool = False) -> str:
             f"FROM (SELECT ST_Extent({g})::box2d AS e FROM {table_ref(layer)}) s")
 
 
-def feature_collection(features: list[str], links: list[dict], number_returned: int) -> str:
-    """Assemble a GeoJSON FeatureCollection from feature texts without re-parsing them."""
-    import json
+def temporal_extent_sql(layer: Layer) -> str | None:
+    """SQL for (min, max) of the layer's temporal field (index-assisted), or ``None``."""
+    if layer.temporal is None:
+        return None
+    c = ident(layer.temporal)
+    return f"SELECT min({c})::timestamptz, max({c})::timestamptz FROM {table_ref(layer)}"
 
-    head = json.dumps({"type": "FeatureCollection", "numberReturned": number_returned,
-                       "links": links}, ensure_ascii=False)
-    return head[:-1] + ', "features": [' + ",".join(features) + "]}"
+
+def feature_collection(features: list[str], links: list[dict], number_returned: int,
+                       number_matched: int | None = None, time_stamp: str | None = None) -> str:
+    """Assemble a GeoJSON FeatureCollection from feature texts without re-parsing them."""
+    head: dict[str, Any] = {"type": "FeatureCollection"}
+    if time_stamp is not None:
+        head["timeStamp"] = time_stamp
+    if number_matched is not None:
+        head["numberMatched"] = number_matched
+    head.update({"numberReturned": number_returned, "links": links})
+    text = json.dumps(head, ensure_ascii=False)
+    return text[:-1] + ', "features": [' + ",".join(features) + "]}"
 
 
 def parse_cursor(layer: Layer, value: str) -> int | str:
@@ -103,15 +238,25 @@ def parse_cursor(layer: Layer, value: str) -> int | str:
     >>> parse_cursor(VECTOR_LAYERS['parcels'], '42')
     42
     """
-    if not id_is_integer(layer):
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidParameter(f"after must be a feature id (an integer), got {value!r}") from None
+    parsed = feature_id(layer, value)
+    if parsed is None:
+        raise InvalidParameter(f"after must be a feature id (an integer), got {value!r}")
+    return parsed
 
 
 def check_limit(limit: int, maximum: int) -> int:
     if not 1 <= limit <= maximum:
         raise InvalidParameter(f"limit must be between 1 and {maximum}, got {limit}")
     return limit
+
+
+def check_offset(offset: int, maximum: int) -> int:
+    """``offset`` within ``0..maximum``; deeper pages must follow the ``next`` links."""
+    if offset < 0:
+        raise InvalidParameter(f"offset must not be negative, got {offset}")
+    if offset > maximum:
+        raise InvalidParameter(
+            f"offset {offset} is beyond the maximum of {maximum}: follow the 'next' links of "
+            "the response (a keyset cursor that costs the same at any depth), or narrow the "
+            "request with bbox, datetime or filter")
+    return offset
