@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     pool_max_size: int = 10
     max_items_limit: int = Field(default=10_000, description="Largest `limit` accepted")
     default_items_limit: int = 100
+    max_items_offset: int = Field(
+        default=100_000, description="Deepest `offset` accepted (beyond: 400, follow `next`)")
+    exact_count_max: int = Field(
+        default=10_000, description="numberMatched is exact up to this many features, else "
+        "the planner's estimate")
     tile_max_features: int = Field(
         default=20_000, description="Most features in one vector tile (caps tile size)")
     public_base_url: str | None = Field(
