@@ -137,3 +137,9 @@ class QueryTimeout(HueGISError):
 
 class ClusterError(HueGISError):
     code = "ClusterError"
+
+
+class PortInUse(HueGISError):
+    """A server cannot listen on its TCP port: it is taken (the message names the holder)."""
+
+    code = "PortInUse"

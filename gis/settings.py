@@ -17,7 +17,8 @@ class Settings(BaseSettings):
     """Huế GIS configuration.
 
     ``database_url`` points the application at any PostGIS; when unset, the project-managed
-    cluster in ``var_dir/pg`` (port ``pg_port``, socket in ``var_dir``) is used.
+    cluster in ``var_dir/pg`` is used: Unix socket in ``var_dir`` only, TCP on 127.0.0.1 when
+    ``pg_port`` is set (see docs/troubleshooting.md).
     """
 
     model_config = SettingsConfigDict(env_prefix="HUEGIS_", extra="ignore")
@@ -28,7 +29,9 @@ class Settings(BaseSettings):
                           description="Where the managed cluster, rasters and caches live")
     data_dir: Path = Field(default=PROJECT_ROOT / "data",
                            description="Shipped demo data (wards, POIs)")
-    pg_port: int = Field(default=5439, description="Port of the managed PostgreSQL cluster")
+    pg_port: int | None = Field(
+        default=None, description="TCP port of the managed cluster on 127.0.0.1 (unset: Unix "
+        "socket in var_dir only, so any number of checkouts run side by side)")
     pg_database: str = Field(default="huegis", description="Database name in the managed cluster")
     statement_timeout_ms: int = Field(
         default=15_000, description="Per-statement timeout for API queries (ms)")
@@ -84,10 +87,15 @@ class Settings(BaseSettings):
     def tile_cache_path(self) -> Path:
         return self.tile_cache_dir or self.var_dir / "tile-cache"
 
+    @property
+    def pg_socket_port(self) -> int:
+        """Number in the managed cluster's socket name ``.s.PGSQL.<n>``: ``pg_port`` or 5439."""
+        return self.pg_port or 5439
+
     def managed_url(self, database: str | None = None) -> str:
         """URL of a database in the managed cluster (over its Unix socket)."""
         db = database or self.pg_database
-        return f"postgresql://postgres@/{db}?host={self.socket_dir}&port={self.pg_port}"
+        return f"postgresql://postgres@/{db}?host={self.socket_dir}&port={self.pg_socket_port}"
 
     @property
     def dsn(self) -> str:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from api.cli.common import (
-    _errors,
     _ready_dsn,
     _settings,
     app,
     console,
+    err,
 )
 from gis.errors import HueGISError
 
@@ -23,16 +25,35 @@ db_app = typer.Typer(help="The database: managed local PostGIS cluster and migra
 app.add_typer(db_app, name="db")
 
 
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Domain errors as a plain message (server log lines included) and exit status 2.
+
+    The message is escaped: log lines such as ``[1234] LOG:`` are not rich markup.
+    """
+    try:
+        yield
+    except HueGISError as exc:
+        err.print(f"[bold red]error[/] ({exc.code}): {escape(exc.description)}",
+                  soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
 @db_app.command("up")
 def db_up() -> None:
-    """Start the managed PostGIS cluster (./var/pg, port 5439); a no-op when it is up."""
+    """Start the managed PostGIS cluster (./var/pg, Unix socket in ./var); a no-op when up."""
     from gis.cluster import Cluster
 
     with _errors():
-        settings = _settings()
-        started = Cluster(settings).up()
+        cluster = Cluster(_settings())
+        started = cluster.up()
+        for note in cluster.notes:
+            console.print(f"[yellow]note[/]: {escape(note)}")
+        status = cluster.status()
         console.print(("[green]started[/]" if started else "already running") +
-                      f": {settings.managed_url()}")
+                      f": {escape(str(status['url']))}", soft_wrap=True)
+        if status["tcp_url"]:
+            console.print(f"TCP: {escape(str(status['tcp_url']))}", soft_wrap=True)
 
 
 @db_app.command("down")
@@ -47,23 +68,34 @@ def db_down() -> None:
 
 @db_app.command("status")
 def db_status() -> None:
-    """Show whether the managed cluster is initialised and running, and the schema revision."""
+    """Whether the managed cluster runs, the URLs to connect with (psql, QGIS, DBeaver), and
+    the schema revision."""
     from gis import db
     from gis.cluster import Cluster
 
     with _errors():
         settings = _settings()
-        table = Table(show_header=False, box=None)
+        rows: list[tuple[str, str]] = []
+        dsn = settings.dsn
         if settings.uses_managed_cluster:
-            for k, v in Cluster(settings).status().items():
-                table.add_row(k, str(v))
+            status = Cluster(settings).status()
+            rows += [(key, str(status[key]))
+                     for key in ("initialized", "running", "pid", "datadir", "socket")]
+            rows.append(("url", f"{status['url']}  (psql, QGIS, libpq)"))
+            tcp = status["tcp_url"]
+            rows.append(("tcp url", f"{tcp}  (DBeaver: jdbc:{str(tcp).replace('postgres@', '')}"
+                         ", user postgres)" if tcp else
+                         "off (for DBeaver/JDBC: set HUEGIS_PG_PORT=<port>, then "
+                         "huegis db down && huegis db up)"))
+            dsn = str(status["url"])
         else:
-            table.add_row("url", db.redact(settings.dsn))
+            rows.append(("url", db.redact(settings.dsn)))
         try:
-            table.add_row("schema", str(db.current_revision(settings.dsn)))
+            rows.append(("schema", str(db.current_revision(dsn))))
         except Exception as exc:  # noqa: BLE001 - status reports, never fails
-            table.add_row("schema", f"unreachable ({type(exc).__name__})")
-        console.print(table)
+            rows.append(("schema", f"unreachable ({type(exc).__name__})"))
+        for key, value in rows:
+            console.print(f"{key:<12} {escape(value)}", soft_wrap=True)
 
 
 @db_app.command("migrate")

@@ -7,12 +7,12 @@ from typing import Annotated
 import typer
 
 from api.cli.common import (
-    _errors,
     _ready_dsn,
     _settings,
     app,
     console,
 )
+from api.cli.db import _errors
 
 
 @app.command("serve")
@@ -24,7 +24,16 @@ def serve(
     """Serve the API and map (starts the managed database when it is the target)."""
     import uvicorn
 
+    from gis.cluster import free_port_after, tcp_port_problem
+    from gis.errors import PortInUse
+
     with _errors():
+        problem = tcp_port_problem(host, port)
+        if problem:
+            other = free_port_after(host, port)
+            raise PortInUse(f"cannot serve on http://{host}:{port}: {problem}\n"
+                            f"  what to do: choose another port: make run PORT={other} "
+                            f"(or huegis serve --port {other})")
         _ready_dsn(_settings())
     console.print(f"Huế GIS on [bold]http://{host}:{port}[/]")
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
