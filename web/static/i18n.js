@@ -1,0 +1,57 @@
+/* Huế GIS web pages: interface texts in Vietnamese (default) and English. */
+"use strict";
+window.HueI18n = (function () {
+  const TEXTS = {
+    vi: {
+      title: "Bản đồ Huế", search_label: "Tìm địa điểm", search_placeholder: "Tìm phường, địa điểm…",
+      search_help: "Gõ tên, không cần dấu", search_none: "Không tìm thấy", search_error: "Chưa tìm được, thử lại sau",
+      layers: "Lớp bản đồ", layers_button: "Lớp", legend: "Chú giải", lang_switch: "EN",
+      lang_switch_label: "Switch to English", other: "Khác", embed_title: "Nhúng bản đồ này",
+      embed_help: "Chép đoạn mã này vào trang của bạn", copy: "Chép", copied: "Đã chép",
+      popup_close: "Đóng", signin: "Đăng nhập", username: "Tên đăng nhập", password: "Mật khẩu",
+      signout: "Đăng xuất", status: "Trạng thái", category: "Loại", overdue: "Quá hạn",
+      all: "Tất cả", assign: "Giao", change_status: "Đổi trạng thái", add_note: "Thêm ghi chú",
+      save: "Lưu", history: "Lịch sử", photos: "Ảnh", live: "Trực tiếp",
+    },
+    en: {
+      title: "Huế map", search_label: "Search places", search_placeholder: "Search wards, places…",
+      search_help: "Type a name, diacritics optional", search_none: "Nothing found", search_error: "Search failed, try again later",
+      layers: "Map layers", layers_button: "Layers", legend: "Legend", lang_switch: "VI",
+      lang_switch_label: "Chuyển sang tiếng Việt", other: "Other", embed_title: "Embed this map",
+      embed_help: "Copy this code into your page", copy: "Copy", copied: "Copied",
+      popup_close: "Close", signin: "Sign in", username: "Username", password: "Password",
+      signout: "Sign out", status: "Status", category: "Category", overdue: "Overdue",
+      all: "All", assign: "Assign", change_status: "Change status", add_note: "Add note",
+      save: "Save", history: "History", photos: "Photos", live: "Live",
+    },
+  };
+  function chooseLang(explicit) {
+    if (explicit === "vi" || explicit === "en") return explicit;
+    try {
+      const saved = localStorage.getItem("huegis.lang");
+      if (saved === "vi" || saved === "en") return saved;
+    } catch (e) { /* storage unavailable (sandboxed iframe) */ }
+    for (const l of navigator.languages || [navigator.language || ""]) {
+      const code = (l || "").slice(0, 2).toLowerCase();
+      if (code === "vi" || code === "en") return code;
+    }
+    return "vi";
+  }
+  function apply(lang, root) {
+    const t = TEXTS[lang];
+    document.documentElement.lang = lang;
+    (root || document).querySelectorAll("[data-i18n]").forEach((el) => {
+      const key = el.getAttribute("data-i18n");
+      if (t[key] !== undefined) el.textContent = t[key];
+    });
+    (root || document).querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
+      el.placeholder = t[el.getAttribute("data-i18n-placeholder")];
+    });
+    const sw = document.getElementById("lang-switch");
+    if (sw) sw.setAttribute("aria-label", t.lang_switch_label);
+  }
+  function save(lang) {
+    try { localStorage.setItem("huegis.lang", lang); } catch (e) { /* ignore */ }
+  }
+  return { TEXTS, chooseLang, apply, save, t: (lang, key) => TEXTS[lang][key] || key };
+})();
