@@ -1,0 +1,156 @@
+"""Keeping the tile cache exact: LISTEN to the layer tables' triggers and drop what changed.
+
+Every write to a layer table (API, import, ``psql``…) fires a statement trigger (migration
+0005) that sends ``pg_notify('huegis_tiles', {"layer": id, "boxes": [[w, s, e, n], …]})``
+with the lon/lat boxes of the old and new rows, delivered when the transaction commits.
+Each worker holds one dedicated connection LISTENing on that channel and, per message:
+
+1. bumps its ``generation`` and drops the matching tiles from its memory at once;
+2. drops them from the shared levels (disk, Redis) — while that runs, the shared levels are
+   bypassed, so no worker re-reads a stale file;
+3. a tile computed from a snapshot older than a message is served but never stored
+   (``generation`` changed meanwhile).
+
+A worker that loses its LISTEN connection disables its cache (every tile is computed) until
+it has reconnected; it then clears every level, since it may have missed messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+from gis.settings import Settings
+from gis.tiles.cache import CachedTile, TileCache, TileKey, etag_of
+
+CHANNEL = "huegis_tiles"
+log = logging.getLogger("huegis.tiles")
+
+
+class TileService:
+    """The tile cache of one worker and the listener that keeps it exact."""
+
+    def __init__(self, settings: Settings, cache: TileCache | None = None) -> None:
+        self.settings = settings
+        self.cache = cache or TileCache.from_settings(settings)
+        self.cache.enabled = False  # until LISTEN is established
+        self.generation = 0
+        self.pending = 0  # shared-level invalidations in flight
+        self.messages = 0
+        self.connected = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._jobs: set[asyncio.Task] = set()
+        self._conn: asyncpg.Connection | None = None
+
+    # ------------------------------------------------------------------ listener
+    async def start(self, wait_s: float = 5.0) -> None:
+        """Start listening; wait (a little) for the connection so caching starts at once."""
+        self._task = asyncio.create_task(self._run())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.connected.wait(), wait_s)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        for job in list(self._jobs):
+            with contextlib.suppress(Exception):
+                await job
+        await self.cache.close()
+
+    async def _run(self) -> None:
+        first = True
+        while True:
+            try:
+                conn = await asyncpg.connect(self.settings.dsn, timeout=10)
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                log.warning("tile invalidation: cannot LISTEN (%s); cache disabled", exc)
+                await asyncio.sleep(1.0)
+                continue
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _c, ev=lost: ev.set())
+            try:
+                await conn.add_listener(CHANNEL, self._on_notify)
+                if not first:
+                    await self.cache.clear()  # messages may have been missed meanwhile
+                first = False
+                self._conn = conn
+                self.cache.enabled = True
+                self.connected.set()
+                while not lost.is_set():
+                    try:
+                        await asyncio.wait_for(lost.wait(), 5.0)
+                    except TimeoutError:
+                        await asyncio.wait_for(conn.fetchval("SELECT 1"), 5.0)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("tile invalidation: LISTEN connection lost (%s)", exc)
+            finally:
+                self._disconnected()
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=1)
+            await asyncio.sleep(0.2)
+
+    def _disconnected(self) -> None:
+        self._conn = None
+        self.connected.clear()
+        self.cache.enabled = False
+        self.generation += 1
+        self.cache.memory.clear()
+
+    async def drop_connection(self) -> None:
+        """Close the LISTEN connection (tests: the worker must stop caching, then recover)."""
+        if self._conn is not None:
+            self._conn.terminate()
+
+    def _on_notify(self, _conn, _pid, _channel, payload: str) -> None:
+        try:
+            msg = json.loads(payload)
+            layer, boxes = msg["layer"], [tuple(b) for b in msg["boxes"]]
+        except (ValueError, KeyError, TypeError):
+            log.warning("tile invalidation: bad message %r", payload[:200])
+            return
+        self.apply(layer, boxes)
+
+    def apply(self, layer: str, boxes: list[tuple[float, float, float, float]]) -> None:
+        """Invalidate ``layer`` inside ``boxes``: memory now, shared levels in the background
+        (bypassed until done)."""
+        self.messages += 1
+        self.generation += 1
+        self.cache.memory.invalidate(layer, boxes)
+        if self.cache.disk is None and self.cache.redis is None:
+            return
+        self.pending += 1
+        job = asyncio.ensure_future(self._shared(layer, boxes))
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+
+    async def _shared(self, layer: str, boxes: list) -> None:
+        try:
+            await self.cache.invalidate(layer, boxes)
+        except Exception:  # noqa: BLE001 - never lose the worker over one message
+            log.exception("tile invalidation of %s failed; clearing the cache", layer)
+            await self.cache.clear()
+        finally:
+            self.pending -= 1
+            self.generation += 1
+
+    # ------------------------------------------------------------------ reading
+    async def get_or_make(self, key: TileKey, make: Callable[[], Awaitable[bytes]]
+                          ) -> CachedTile:
+        """The cached tile, or ``make()``'s bytes (stored unless something changed while
+        they were being made)."""
+        if self.pending == 0:
+            hit = await self.cache.get(key)
+            if hit is not None:
+                return hit
+        generation = self.generation
+        data = await make()
+        if self.pending == 0 and generation == self.generation and self.cache.enabled:
+            return await self.cache.put(key, data)
+        return CachedTile(bytes(data), etag_of(data))
