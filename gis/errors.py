@@ -47,6 +47,12 @@ class InvalidTile(InvalidParameter):
     status = 404
 
 
+class ImageTooLarge(InvalidParameter):
+    """A map image whose width × height is over the renderer's limit (400)."""
+
+    code = "ImageTooLarge"
+
+
 class TileMatrixSetNotFound(HueGISError):
     code = "TileMatrixSetNotFound"
     status = 404
