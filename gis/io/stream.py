@@ -240,6 +240,11 @@ class FeatureBatcher:
             self._dtypes[name] = _DTYPES.get(kind, "object")
         return self._dtypes[name]
 
+    def empty_frame(self) -> pd.DataFrame:
+        """The columns with no row (the schema of an empty GeoPackage)."""
+        return pd.DataFrame({n: pd.array([], dtype=self._dtypes.get(
+            n, _DTYPES.get(self.types.get(n, "text"), "object"))) for n in self.fields})
+
     def chunk(self, texts: list[str]) -> Chunk:
         props: list[dict] = []
         geoms: list[str | None] = []
