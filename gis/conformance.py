@@ -30,7 +30,11 @@ CONFORMANCE: dict[str, tuple[str, ...]] = {
         "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
         "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
     ),
-    "transactions": (),
+    "transactions": (
+        "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
+        "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
+        "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
+    ),
     "tiles": (
         "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
         "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
