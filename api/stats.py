@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
+
+from api.deps import PoolDep
+from gis.incidents.stats import GROUPS, StatsQuery, figures, hexbins
+
+FromQ = Annotated[dt.date | None, Query(alias="from", description="first local day (inclusive)")]
+ToQ = Annotated[dt.date | None, Query(alias="to", description="last local day (inclusive)")]
+WardQ = Annotated[str | None, Query(max_length=10, description="GSO code of a ward")]
+CategoryQ = Annotated[str | None, Query(max_length=40)]
 
 
 @dataclass
@@ -15,4 +25,27 @@ class StatsRouter:
         self.register_routes()
 
     def register_routes(self) -> None:
-        pass
+        r = self.router
+
+        @r.get("/stats/incidents", summary="Incident figures")
+        async def incident_stats(
+                pool: PoolDep, start: FromQ = None, end: ToQ = None, ward: WardQ = None,
+                category: CategoryQ = None,
+                group_by: Annotated[str | None, Query(
+                    description=f"one of {', '.join(GROUPS)}")] = None,
+                median: bool = True) -> dict:
+            """Counts, processed and on-time shares, mean and median hours to resolve and the
+            satisfaction share, overall or per ward, category, day, week, month, status or
+            channel (definitions: docs/incidents.md)."""
+            q = StatsQuery(start, end, ward, category, group_by)
+            return {"from": start, "to": end, "ward": ward, "category": category,
+                    "group_by": group_by, "groups": await figures(pool, q, median)}
+
+        @r.get("/stats/incidents/hexbins", summary="Incident hexagon heatmap (GeoJSON)")
+        async def incident_hexbins(
+                pool: PoolDep, start: FromQ = None, end: ToQ = None, ward: WardQ = None,
+                category: CategoryQ = None,
+                size: Annotated[float, Query(description="hexagon edge, metres")] = 500.0
+                ) -> dict:
+            """Reports counted in hexagons of ``size`` metres on a VN-2000 (EPSG:9214) grid."""
+            return await hexbins(pool, StatsQuery(start, end, ward, category), size)

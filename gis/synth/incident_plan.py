@@ -12,15 +12,12 @@ import shapely
 from gis.raster import METRIC_EPSG, transformer
 from gis.synth.context import _Context, _to_lonlat
 from gis.synth.dates import DAY, INCIDENTS_END, INCIDENTS_START, WORK_END, _working, holidays
+from gis.workdays import SLA_URGENT_HOURS, SLA_WORKING_DAYS
 from layers.incidents import INCIDENT_CATEGORIES
 
 CATEGORIES = tuple(INCIDENT_CATEGORIES)
 CATEGORY_SHARE = {"roads": .17, "lighting": .11, "waste": .21, "drainage": .13, "trees": .09,
                   "construction": .10, "noise": .08, "public_order": .11}
-SLA_WORKING_DAYS = {"roads": 5, "lighting": 3, "waste": 2, "drainage": 3, "trees": 3,
-                    "construction": 7, "noise": 2, "public_order": 2}
-SLA_URGENT_HOURS = {"roads": 8, "lighting": 8, "waste": 6, "drainage": 4, "trees": 4,
-                    "construction": 24, "noise": 4, "public_order": 2}
 URGENT_SHARE = {"roads": .05, "lighting": .03, "waste": .02, "drainage": .10, "trees": .08,
                 "construction": .02, "noise": .02, "public_order": .08}
 OPEN_SHARE = 0.02  # reports not processed yet (received, assigned, in progress)

@@ -1,21 +1,243 @@
-"""Incident service: photos, idempotency keys, gazetteer, SLA calendar, rollups, feed NOTIFY.
+"""Incident service: report tokens, assignment, duplicates, photos, idempotency keys, the
+gazetteer (landmarks, streets), daily rollups for the dashboard, the public view.
 
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-29
 """
 
-from alembic import op  # noqa: F401
+from alembic import op
 
 revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
 
+# Well-known places that OSM's points of interest do not name the way people say them
+# (approximate positions, WGS 84 lon/lat; curated for the gazetteer).
+LANDMARKS = (
+    ("Đại Nội", "Hoàng thành Huế, Imperial City", 107.5775, 16.4690),
+    ("Ngọ Môn", "Noon Gate", 107.5786, 16.4672),
+    ("Chợ Đông Ba", "Dong Ba Market", 107.5881, 16.4727),
+    ("Cầu Trường Tiền", "Truong Tien Bridge", 107.5905, 16.4637),
+    ("Chùa Thiên Mụ", "Thien Mu Pagoda", 107.5448, 16.4534),
+    ("Ga Huế", "Hue Railway Station", 107.5778, 16.4566),
+)
+
+# Local calendar day of a timestamp (Huế, UTC+07:00 all year).
+LOCAL_DAY = "((%s AT TIME ZONE 'Asia/Ho_Chi_Minh')::date)"
+
+_ROLLUP_SELECT = f"""
+  SELECT {LOCAL_DAY % 'r.created_at'} AS day, r.ward_code, r.category, r.channel, r.status,
+         r.priority,
+         count(*) AS n,
+         count(*) FILTER (WHERE r.status = 'resolved' AND r.resolved_at <= r.sla_due_at)
+           AS n_on_time,
+         count(*) FILTER (WHERE r.status = 'resolved' AND r.resolved_at IS NOT NULL)
+           AS n_timed,
+         coalesce(sum(extract(epoch FROM r.resolved_at - r.created_at))
+           FILTER (WHERE r.status = 'resolved' AND r.resolved_at IS NOT NULL), 0)
+           AS resolve_s,
+         count(r.rating) AS n_rated,
+         count(*) FILTER (WHERE r.rating >= 4) AS n_satisfied
+"""
+
+UPGRADE = f"""
+ALTER TABLE incidents
+  ADD COLUMN token text UNIQUE,
+  ADD COLUMN assignee text,
+  ADD COLUMN duplicate_of bigint REFERENCES incidents (id),
+  ADD COLUMN device_id text,
+  ADD COLUMN account_id text,
+  ADD COLUMN attributes jsonb NOT NULL DEFAULT '{{}}';
+CREATE INDEX incidents_duplicate_of ON incidents (duplicate_of) WHERE duplicate_of IS NOT NULL;
+CREATE INDEX incidents_category_created ON incidents (category, created_at);
+CREATE INDEX incidents_open_due ON incidents (ward_code, sla_due_at)
+  WHERE status IN ('received', 'assigned', 'in_progress', 'reopened');
+CREATE INDEX incidents_resolved_created ON incidents (created_at)
+  INCLUDE (ward_code, category, channel, priority, resolved_at)
+  WHERE status = 'resolved';
+CREATE INDEX incident_events_id_incident ON incident_events (id) INCLUDE (incident_id);
+
+-- Retries of a submission with the same Idempotency-Key return the first report.
+CREATE TABLE incident_idempotency (
+  key text PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 200),
+  request_hash text NOT NULL,
+  incident_id bigint REFERENCES incidents (id) ON DELETE CASCADE,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Photos: the stored files are stripped of EXIF/GPS; ``meta`` keeps what was removed (staff).
+CREATE TABLE incident_photos (
+  id text PRIMARY KEY CHECK (id ~ '^[0-9a-f]{{32}}$'),
+  incident_id bigint NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
+  content_type text NOT NULL,
+  width integer NOT NULL,
+  height integer NOT NULL,
+  bytes integer NOT NULL,
+  meta jsonb NOT NULL DEFAULT '{{}}',
+  actor text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX incident_photos_incident ON incident_photos (incident_id, created_at);
+
+-- Gazetteer: curated landmarks, streets named in addresses, wards and points of interest.
+CREATE TABLE gazetteer_landmarks (
+  id serial PRIMARY KEY,
+  name text NOT NULL UNIQUE,
+  alt_names text,
+  source text NOT NULL DEFAULT 'curated',
+  geom geometry(Point, 4326) NOT NULL
+);
+
+-- A street's position in a ward: the centre of the addressed parcels and points on it
+-- (refreshed by gis.gazetteer.refresh after loading data).
+CREATE MATERIALIZED VIEW gazetteer_streets AS
+  WITH named AS (
+    SELECT regexp_replace(split_part(address, ',', 1), '^[0-9]+(/[0-9]+)?[A-Za-z]? +', '')
+             AS street, ward_code, ST_PointOnSurface(geom) AS g
+    FROM land_parcels WHERE address ~ '^[0-9]+(/[0-9]+)?[A-Za-z]? +[^0-9]'
+    UNION ALL
+    SELECT regexp_replace(address, '^[0-9]+(/[0-9]+)?[A-Za-z]? +', ''), ward_code, geom
+    FROM tourism_pois WHERE address ~ '^[0-9]+(/[0-9]+)?[A-Za-z]? +[^0-9]'
+  )
+  SELECT row_number() OVER (ORDER BY street, ward_code)::int AS id, street AS name, ward_code,
+         ST_Centroid(ST_Collect(g))::geometry(Point, 4326) AS geom, count(*)::int AS n
+  FROM named WHERE ward_code IS NOT NULL AND length(street) BETWEEN 2 AND 80
+  GROUP BY street, ward_code
+  WITH DATA;
+CREATE UNIQUE INDEX gazetteer_streets_id ON gazetteer_streets (id);
+
+CREATE VIEW gazetteer AS
+  SELECT 'ward' AS kind, gso_code AS id, name, short_name AS alt_names, gso_code AS ward_code,
+         ST_PointOnSurface(geom) AS geom, 1 AS rank
+  FROM admin_units WHERE level = 'ward'
+  UNION ALL
+  SELECT 'landmark', 'L' || id, name, alt_names, NULL, geom, 2 FROM gazetteer_landmarks
+  UNION ALL
+  SELECT 'street', 'S' || id, name, NULL, ward_code, geom, 3 FROM gazetteer_streets
+  UNION ALL
+  SELECT 'tourism', 'T' || id, name, name_en, ward_code, geom, 4 FROM tourism_pois
+  UNION ALL
+  SELECT 'health', 'H' || id, name, NULL, ward_code, geom, 4 FROM health_facilities
+  UNION ALL
+  SELECT 'education', 'E' || id, name, NULL, ward_code, geom, 4 FROM education_facilities;
+
+-- Daily figures per ward, category, channel, status and priority, kept exact by statement
+-- triggers (transition tables: one upsert per INSERT/UPDATE/DELETE statement, COPY included).
+CREATE TABLE incident_daily (
+  day date NOT NULL,
+  ward_code text NOT NULL DEFAULT '',
+  category text NOT NULL,
+  channel text NOT NULL,
+  status text NOT NULL,
+  priority text NOT NULL,
+  n bigint NOT NULL DEFAULT 0,
+  n_on_time bigint NOT NULL DEFAULT 0,
+  n_timed bigint NOT NULL DEFAULT 0,
+  resolve_s numeric NOT NULL DEFAULT 0,
+  n_rated bigint NOT NULL DEFAULT 0,
+  n_satisfied bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (day, ward_code, category, channel, status, priority)
+);
+
+CREATE FUNCTION huegis_incident_rollup() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO incident_daily AS d
+    SELECT day, coalesce(ward_code, ''), category, channel, status, priority, sum(n),
+           sum(n_on_time), sum(n_timed), sum(resolve_s), sum(n_rated), sum(n_satisfied)
+    FROM ({_ROLLUP_SELECT} FROM new_rows r GROUP BY 1, 2, 3, 4, 5, 6) x
+    GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (day, ward_code, category, channel, status, priority) DO UPDATE SET
+      n = d.n + excluded.n, n_on_time = d.n_on_time + excluded.n_on_time,
+      n_timed = d.n_timed + excluded.n_timed, resolve_s = d.resolve_s + excluded.resolve_s,
+      n_rated = d.n_rated + excluded.n_rated, n_satisfied = d.n_satisfied + excluded.n_satisfied;
+  ELSIF TG_OP = 'UPDATE' THEN
+    INSERT INTO incident_daily AS d
+    SELECT day, coalesce(ward_code, ''), category, channel, status, priority, sum(n),
+           sum(n_on_time), sum(n_timed), sum(resolve_s), sum(n_rated), sum(n_satisfied)
+    FROM ({_ROLLUP_SELECT} FROM new_rows r GROUP BY 1, 2, 3, 4, 5, 6
+          UNION ALL
+          SELECT day, ward_code, category, channel, status, priority, -n, -n_on_time,
+                 -n_timed, -resolve_s, -n_rated, -n_satisfied
+          FROM ({_ROLLUP_SELECT} FROM old_rows r GROUP BY 1, 2, 3, 4, 5, 6) o) x
+    GROUP BY 1, 2, 3, 4, 5, 6
+    HAVING sum(n) <> 0 OR sum(n_on_time) <> 0 OR sum(n_timed) <> 0 OR sum(resolve_s) <> 0
+        OR sum(n_rated) <> 0 OR sum(n_satisfied) <> 0
+    ORDER BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (day, ward_code, category, channel, status, priority) DO UPDATE SET
+      n = d.n + excluded.n, n_on_time = d.n_on_time + excluded.n_on_time,
+      n_timed = d.n_timed + excluded.n_timed, resolve_s = d.resolve_s + excluded.resolve_s,
+      n_rated = d.n_rated + excluded.n_rated, n_satisfied = d.n_satisfied + excluded.n_satisfied;
+  ELSE
+    INSERT INTO incident_daily AS d
+    SELECT day, coalesce(ward_code, ''), category, channel, status, priority, -sum(n),
+           -sum(n_on_time), -sum(n_timed), -sum(resolve_s), -sum(n_rated), -sum(n_satisfied)
+    FROM ({_ROLLUP_SELECT} FROM old_rows r GROUP BY 1, 2, 3, 4, 5, 6) x
+    GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (day, ward_code, category, channel, status, priority) DO UPDATE SET
+      n = d.n + excluded.n, n_on_time = d.n_on_time + excluded.n_on_time,
+      n_timed = d.n_timed + excluded.n_timed, resolve_s = d.resolve_s + excluded.resolve_s,
+      n_rated = d.n_rated + excluded.n_rated, n_satisfied = d.n_satisfied + excluded.n_satisfied;
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER incidents_rollup_ins AFTER INSERT ON incidents
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION huegis_incident_rollup();
+CREATE TRIGGER incidents_rollup_upd AFTER UPDATE ON incidents
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION huegis_incident_rollup();
+CREATE TRIGGER incidents_rollup_del AFTER DELETE ON incidents
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION huegis_incident_rollup();
+
+-- Rebuild the rollup from scratch (after a TRUNCATE, or to check it).
+CREATE FUNCTION huegis_incident_rollup_rebuild() RETURNS void LANGUAGE sql AS $$
+  DELETE FROM incident_daily;
+  INSERT INTO incident_daily
+  SELECT day, coalesce(ward_code, ''), category, channel, status, priority, n, n_on_time,
+         n_timed, resolve_s, n_rated, n_satisfied
+  FROM ({_ROLLUP_SELECT} FROM incidents r GROUP BY 1, 2, 3, 4, 5, 6) x;
+$$;
+SELECT huegis_incident_rollup_rebuild();
+
+-- What the public may see of a report: no reporter, no token; public-order locations rounded
+-- to a 100 m grid in VN-2000 / TM-3 107-00 (EPSG:9214).
+CREATE VIEW incidents_public AS
+  SELECT id, ref, category, description, status, priority, channel,
+         CASE WHEN category = 'public_order' THEN NULL ELSE address END AS address,
+         ward_code, created_at, updated_at, resolved_at, sla_due_at, rating, source,
+         CASE WHEN category = 'public_order'
+              THEN ST_Transform(ST_SnapToGrid(ST_Transform(geom, 9214), 100), 4326)
+              ELSE geom END::geometry(Point, 4326) AS geom
+  FROM incidents;
+"""
+
+DOWNGRADE = """
+DROP VIEW IF EXISTS incidents_public, gazetteer;
+DROP MATERIALIZED VIEW IF EXISTS gazetteer_streets;
+DROP TRIGGER IF EXISTS incidents_rollup_ins ON incidents;
+DROP TRIGGER IF EXISTS incidents_rollup_upd ON incidents;
+DROP TRIGGER IF EXISTS incidents_rollup_del ON incidents;
+DROP FUNCTION IF EXISTS huegis_incident_rollup_rebuild();
+DROP FUNCTION IF EXISTS huegis_incident_rollup();
+DROP TABLE IF EXISTS incident_daily, gazetteer_landmarks, incident_photos,
+  incident_idempotency;
+DROP INDEX IF EXISTS incident_events_id_incident, incidents_resolved_created, incidents_open_due,
+  incidents_category_created, incidents_duplicate_of;
+ALTER TABLE incidents DROP COLUMN IF EXISTS token, DROP COLUMN IF EXISTS assignee,
+  DROP COLUMN IF EXISTS duplicate_of, DROP COLUMN IF EXISTS device_id,
+  DROP COLUMN IF EXISTS account_id, DROP COLUMN IF EXISTS attributes;
+"""
+
 
 def upgrade() -> None:
-    pass
+    op.execute(UPGRADE)
+    for name, alt, lon, lat in LANDMARKS:
+        op.execute(
+            "INSERT INTO gazetteer_landmarks (name, alt_names, geom) VALUES "
+            f"('{name}', '{alt}', ST_SetSRID(ST_MakePoint({lon}, {lat}), 4326))")
 
 
 def downgrade() -> None:
-    pass
+    op.execute(DOWNGRADE)

@@ -1,0 +1,36 @@
+"""Citizen incident reports: intake, ward routing, the inspector workflow, SLA due dates,
+photos, the live feed and the dashboard figures.
+
+Modules: :mod:`.routing` (point → ward), :mod:`.events` (the append-only history and its
+NOTIFY), :mod:`.intake` (new reports, idempotency, duplicate suggestions), :mod:`.workflow`
+(state machine, assignment, moves, merges, ratings, overdue lists), :mod:`.photos`
+(validation, EXIF stripping, storage), :mod:`.feed` (LISTEN/NOTIFY for Server-Sent Events),
+:mod:`.stats` (figures from the daily rollup).
+"""
+
+from __future__ import annotations
+
+from layers.incidents import INCIDENT_CATEGORIES, INCIDENT_STATUSES
+
+CATEGORIES: tuple[str, ...] = tuple(INCIDENT_CATEGORIES)
+STATUSES: tuple[str, ...] = INCIDENT_STATUSES
+CHANNELS: tuple[str, ...] = ("app", "hotline", "web", "open311")
+PRIORITIES: tuple[str, ...] = ("normal", "urgent")
+PROCESSED: tuple[str, ...] = ("resolved", "rejected", "duplicate")
+OPEN: tuple[str, ...] = ("received", "assigned", "in_progress", "reopened")
+
+# The legal status changes (anything else is a 409).
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "received": ("assigned", "rejected", "duplicate"),
+    "assigned": ("in_progress", "rejected", "duplicate"),
+    "in_progress": ("resolved", "rejected", "duplicate"),
+    "resolved": ("reopened",),
+    "rejected": ("reopened",),
+    "duplicate": ("reopened",),
+    "reopened": ("assigned", "in_progress", "rejected", "duplicate"),
+}
+# A rating at or below this reopens a resolved report.
+POOR_RATING = 2
+# Duplicate suggestions: same category, this close in metres and in days.
+DUPLICATE_RADIUS_M = 250.0
+DUPLICATE_DAYS = 14

@@ -1,0 +1,29 @@
+"""The append-only history of every report: one row in ``incident_events`` per change (actor,
+time, status before/after, data with the values before and after), written in the change's own
+transaction, and announced with ``pg_notify`` so every worker's live feed sees it on commit."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+# The NOTIFY channel of the live feed (payload: event id, incident id, ward, category, kind).
+CHANNEL = "huegis_incident_events"
+
+
+async def record(conn: asyncpg.Connection, incident: asyncpg.Record | dict, actor: str,
+                 kind: str, from_status: str | None = None, to_status: str | None = None,
+                 note: str | None = None, data: dict[str, Any] | None = None) -> int:
+    """Append an event for ``incident`` (a row with id, ward_code, category) and notify the
+    feed; returns the event id. Call inside the transaction that makes the change."""
+    row = await conn.fetchrow(
+        "INSERT INTO incident_events (incident_id, actor, kind, from_status, to_status, note, "
+        "data) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) RETURNING id, at",
+        incident["id"], actor, kind, from_status, to_status, note,
+        json.dumps(data or {}, ensure_ascii=False, default=str))
+    payload = {"id": row["id"], "incident_id": incident["id"], "kind": kind,
+               "ward_code": incident["ward_code"], "category": incident["category"]}
+    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, json.dumps(payload))
+    return int(row["id"])

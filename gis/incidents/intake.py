@@ -1,0 +1,239 @@
+"""New reports: validation, geocoding, routing, the SLA due date, duplicate suggestions, the
+first event and the ``Idempotency-Key`` bookkeeping, all in one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import secrets
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import asyncpg
+
+from gis import gazetteer
+from gis.errors import Conflict, InvalidParameter, NotFound
+from gis.incidents import (
+    CATEGORIES,
+    CHANNELS,
+    DUPLICATE_DAYS,
+    DUPLICATE_RADIUS_M,
+    PRIORITIES,
+)
+from gis.incidents.events import record
+from gis.incidents.routing import Ward, check_lonlat, route
+from gis.workdays import LOCAL_TZ, due_at
+
+MAX_DESCRIPTION = 4000
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9 .()-]{6,20}$")
+
+# Everything a report row shows, with its position and ward name (aliases: i incidents).
+REPORT_SELECT = """
+SELECT i.id, i.ref, i.category, i.description, i.status, i.priority, i.channel, i.address,
+       i.ward_code, w.name AS ward_name, i.reporter_name, i.reporter_phone, i.reporter_email,
+       i.sla_due_at, i.resolved_at, i.rating, i.source, i.created_at, i.updated_at, i.token,
+       i.assignee, i.duplicate_of, d.ref AS duplicate_of_ref, i.device_id, i.account_id,
+       i.attributes, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,
+       ST_X(p.geom) AS public_lon, ST_Y(p.geom) AS public_lat
+FROM incidents i
+JOIN incidents_public p ON p.id = i.id
+LEFT JOIN admin_units w ON w.gso_code = i.ward_code
+LEFT JOIN incidents d ON d.id = i.duplicate_of
+"""
+
+
+@dataclass
+class NewReport:
+    """A report as filed (by a citizen, an operator for a caller, or a partner system)."""
+
+    category: str
+    description: str | None = None
+    lon: float | None = None
+    lat: float | None = None
+    address: str | None = None
+    priority: str = "normal"
+    channel: str = "app"
+    reporter_name: str | None = None
+    reporter_phone: str | None = None
+    reporter_email: str | None = None
+    device_id: str | None = None
+    account_id: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """400 on anything the service would refuse (before touching the database)."""
+        if self.category not in CATEGORIES:
+            raise InvalidParameter(f"service_code: unknown {self.category!r}; one of "
+                                   f"{', '.join(CATEGORIES)}")
+        if self.description is not None and len(self.description) > MAX_DESCRIPTION:
+            raise InvalidParameter(f"description: at most {MAX_DESCRIPTION} characters "
+                                   f"(got {len(self.description)})")
+        if self.priority not in PRIORITIES:
+            raise InvalidParameter(f"priority: one of {', '.join(PRIORITIES)}")
+        if self.channel not in CHANNELS:
+            raise InvalidParameter(f"channel: one of {', '.join(CHANNELS)}")
+        if (self.lon is None) != (self.lat is None):
+            raise InvalidParameter("lat and long: give both, or an address_string")
+        if self.lon is None and not (self.address or "").strip():
+            raise InvalidParameter("location: give lat and long, or an address_string")
+        if self.lon is not None:
+            check_lonlat(self.lon, self.lat)
+        if self.reporter_email and not _EMAIL.match(self.reporter_email):
+            raise InvalidParameter("email: not an e-mail address")
+        if self.reporter_phone and not _PHONE.match(self.reporter_phone):
+            raise InvalidParameter("phone: not a phone number")
+        for name in ("address", "reporter_name", "device_id", "account_id"):
+            value = getattr(self, name)
+            if value is not None and len(value) > 500:
+                raise InvalidParameter(f"{name}: at most 500 characters")
+
+    def fingerprint(self) -> str:
+        """Hash of the request, to tell a retry from another report under the same key."""
+        text = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def locate(conn: asyncpg.Connection | asyncpg.Pool, report: NewReport
+                 ) -> tuple[float, float, Ward]:
+    """The report's point (geocoding ``address`` when there are no coordinates) and ward."""
+    lon, lat = report.lon, report.lat
+    if lon is None or lat is None:
+        place = await gazetteer.geocode(conn, report.address or "")
+        if place is None:
+            raise InvalidParameter(f"address_string: {report.address!r} could not be placed "
+                                   "in Huế; give lat and long")
+        lon, lat = place.lon, place.lat
+    return lon, lat, await route(conn, lon, lat)
+
+
+async def fetch_report(conn: asyncpg.Connection | asyncpg.Pool, ref: str,
+                       for_update: bool = False) -> asyncpg.Record:
+    """The report with reference ``ref`` ('PA-2026-0001234') or numeric id; 404 otherwise."""
+    ref = (ref or "").strip()
+    if ref.isdigit():
+        where, arg = "i.id = $1", int(ref)
+    else:
+        where, arg = "i.ref = $1", ref
+    lock = " FOR UPDATE OF i" if for_update else ""
+    row = await conn.fetchrow(f"{REPORT_SELECT} WHERE {where}{lock}", arg)
+    if row is None:
+        raise NotFound(f"no report {ref!r}")
+    return row
+
+
+async def duplicate_candidates(conn: asyncpg.Connection | asyncpg.Pool, category: str,
+                               lon: float, lat: float, at: dt.datetime,
+                               exclude_id: int | None = None, limit: int = 5) -> list[dict]:
+    """Earlier reports of the same category within 250 m (geodesic) and 14 days before ``at``,
+    that are not themselves duplicates: the nearest first."""
+    rows = await conn.fetch(
+        """
+        WITH p AS (SELECT ST_SetSRID(ST_MakePoint($2, $3), 4326) AS g)
+        SELECT i.id, i.ref, i.status, i.created_at,
+               ST_Distance(i.geom::geography, p.g::geography) AS distance_m
+        FROM incidents i, p
+        WHERE i.category = $1 AND i.status <> 'duplicate'
+          AND i.created_at BETWEEN $4::timestamptz - make_interval(days => $5) AND $4::timestamptz
+          AND i.geom && ST_Expand(p.g, 0.005)
+          AND ST_DWithin(i.geom::geography, p.g::geography, $6)
+          AND ($7::bigint IS NULL OR i.id <> $7)
+        ORDER BY distance_m, i.created_at LIMIT $8
+        """, category, lon, lat, at, DUPLICATE_DAYS, DUPLICATE_RADIUS_M, exclude_id, limit)
+    return [{"id": r["id"], "ref": r["ref"], "status": r["status"],
+             "created_at": r["created_at"].isoformat(),
+             "distance_m": round(float(r["distance_m"]), 1)} for r in rows]
+
+
+def _ref(incident_id: int, at: dt.datetime) -> str:
+    """Reference of a new report: year (local) and its id.
+
+    >>> _ref(42, dt.datetime(2026, 12, 31, 18, tzinfo=dt.UTC))
+    'PA-2027-0000042'
+    """
+    return f"PA-{at.astimezone(LOCAL_TZ).year}-{incident_id:07d}"
+
+
+async def create_report(pool: asyncpg.Pool, report: NewReport, actor: str,
+                        idempotency_key: str | None = None) -> tuple[asyncpg.Record, bool]:
+    """File a report: validated, placed, routed, given its due date and token, its duplicate
+    candidates noted in the first event, committed with that event in one transaction.
+
+    With ``idempotency_key`` a retry returns the first report (``created`` False) instead of
+    filing a twin; the same key with another request is a 409.
+
+    Returns
+    -------
+    (row, created)
+    """
+    report.validate()
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
+        raise InvalidParameter("Idempotency-Key: 1 to 200 characters")
+    fingerprint = report.fingerprint()
+    if idempotency_key:
+        existing = await _replayed(pool, idempotency_key, fingerprint)
+        if existing is not None:
+            return existing, False
+    lon, lat, ward = await locate(pool, report)
+    try:
+        return await _insert(pool, report, actor, idempotency_key, fingerprint, lon, lat,
+                             ward), True
+    except _Replay:
+        replay = await _replayed(pool, idempotency_key or "", fingerprint)
+        assert replay is not None
+        return replay, False
+
+
+async def _insert(pool: asyncpg.Pool, report: NewReport, actor: str, idempotency_key: str | None,
+                  fingerprint: str, lon: float, lat: float, ward: Ward) -> asyncpg.Record:
+    async with pool.acquire() as conn, conn.transaction():
+        if idempotency_key:
+            got = await conn.fetchval(
+                "INSERT INTO incident_idempotency (key, request_hash) VALUES ($1, $2) "
+                "ON CONFLICT (key) DO NOTHING RETURNING key", idempotency_key, fingerprint)
+            if got is None:  # a concurrent twin committed first
+                raise _Replay
+        now = dt.datetime.now(dt.UTC)
+        new_id = await conn.fetchval("SELECT nextval(pg_get_serial_sequence('incidents', 'id'))")
+        due = due_at(now, report.category, report.priority == "urgent")
+        token = secrets.token_urlsafe(18)
+        await conn.execute(
+            """
+            INSERT INTO incidents (id, ref, category, description, status, priority, channel,
+              address, ward_code, reporter_name, reporter_phone, reporter_email, sla_due_at,
+              source, created_at, updated_at, token, device_id, account_id, attributes, geom)
+            VALUES ($1, $2, $3, $4, 'received', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                    $14, $15, $16, $17, $18::jsonb, ST_SetSRID(ST_MakePoint($19, $20), 4326))
+            """, new_id, _ref(new_id, now), report.category, report.description,
+            report.priority, report.channel, report.address, ward.code, report.reporter_name,
+            report.reporter_phone, report.reporter_email, due, "report", now, token,
+            report.device_id, report.account_id,
+            json.dumps(report.attributes, ensure_ascii=False), lon, lat)
+        dups = await duplicate_candidates(conn, report.category, lon, lat, now,
+                                          exclude_id=new_id)
+        incident = {"id": new_id, "ward_code": ward.code, "category": report.category}
+        await record(conn, incident, actor, "received", None, "received",
+                     data={"channel": report.channel, "ward_code": ward.code,
+                           "distance_m": round(ward.distance_m, 1),
+                           "duplicate_candidates": [d["ref"] for d in dups]})
+        if idempotency_key:
+            await conn.execute("UPDATE incident_idempotency SET incident_id = $2 WHERE key = $1",
+                               idempotency_key, new_id)
+        row = await fetch_report(conn, str(new_id))
+    return row
+
+
+class _Replay(Exception):
+    pass
+
+
+async def _replayed(pool: asyncpg.Pool, key: str, fingerprint: str) -> asyncpg.Record | None:
+    row = await pool.fetchrow(
+        "SELECT request_hash, incident_id FROM incident_idempotency WHERE key = $1", key)
+    if row is None:
+        return None
+    if row["request_hash"] != fingerprint:
+        raise Conflict("Idempotency-Key was already used for a different report")
+    return await fetch_report(pool, str(row["incident_id"]))

@@ -1,0 +1,63 @@
+"""Routing a location to its ward: point in polygon over the 40 wards, else the nearest ward
+within :data:`TOLERANCE_M` metres (simplified borders, the coast, the lagoon), else 400."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import asyncpg
+
+from gis.errors import InvalidParameter, OutsideHue
+
+TOLERANCE_M = 200.0
+
+_ROUTE = """
+WITH p AS (SELECT ST_SetSRID(ST_MakePoint($1, $2), 4326) AS g)
+SELECT w.gso_code, w.name, 0.0::float8 AS distance_m
+FROM admin_units w, p WHERE w.level = 'ward' AND ST_Intersects(w.geom, p.g)
+UNION ALL
+(SELECT w.gso_code, w.name, ST_Distance(w.geom::geography, p.g::geography) AS distance_m
+ FROM admin_units w, p
+ WHERE w.level = 'ward' AND NOT EXISTS (
+         SELECT 1 FROM admin_units x WHERE x.level = 'ward' AND ST_Intersects(x.geom, p.g))
+   AND ST_DWithin(w.geom::geography, p.g::geography, $3)
+ ORDER BY 3, 1)
+ORDER BY 3, 1 LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class Ward:
+    """The ward a report goes to: GSO code, name, and how far outside it the point lies (m)."""
+
+    code: str
+    name: str
+    distance_m: float
+
+
+def check_lonlat(lon: float, lat: float) -> tuple[float, float]:
+    """Finite WGS 84 coordinates, else 400.
+
+    >>> check_lonlat(107.58, 16.47)
+    (107.58, 16.47)
+    """
+    if not (math.isfinite(lon) and math.isfinite(lat)) or not (
+            -180 <= lon <= 180 and -90 <= lat <= 90):
+        raise InvalidParameter("lat/long: give WGS 84 degrees (lat −90…90, long −180…180)")
+    return float(lon), float(lat)
+
+
+async def route(conn: asyncpg.Connection | asyncpg.Pool, lon: float, lat: float,
+                tolerance_m: float = TOLERANCE_M) -> Ward:
+    """The ward responsible for the point (lon, lat in EPSG:4326).
+
+    Raises :class:`gis.errors.OutsideHue` (400) when the point is farther than
+    ``tolerance_m`` metres (geodesic) from every ward.
+    """
+    lon, lat = check_lonlat(lon, lat)
+    row = await conn.fetchrow(_ROUTE, lon, lat, tolerance_m)
+    if row is None:
+        raise OutsideHue(f"the location ({lat:.6f}, {lon:.6f}) is outside Huế City (more than "
+                         f"{tolerance_m:.0f} m from every ward)")
+    return Ward(row["gso_code"], row["name"], float(row["distance_m"]))

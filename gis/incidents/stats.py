@@ -1,0 +1,147 @@
+"""Dashboard figures of the operations center, from the daily rollup ``incident_daily``
+(kept exact by statement triggers, migration 0006) and, for medians and hexagons, from the
+reports themselves.
+
+Definitions (also in docs/incidents.md); a report counts on the local (UTC+07:00) day it was
+filed, ``from`` and ``to`` are inclusive local days:
+
+- ``count``: reports filed.
+- ``processed_share``: share of them whose status is resolved, rejected or duplicate.
+- ``on_time_share``: among resolved reports, the share resolved by their SLA due date.
+- ``mean_hours_to_resolve`` / ``median_hours_to_resolve``: hours from filing to resolution,
+  over resolved reports.
+- ``satisfaction_share``: among rated reports, the share rated 4 or 5.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import asyncpg
+
+from gis.errors import InvalidParameter
+from gis.incidents import CATEGORIES
+
+GROUPS = ("ward", "category", "day", "week", "month", "status", "channel", "priority")
+_TZ = "'Asia/Ho_Chi_Minh'"
+# Group key on the rollup (alias d) and on the reports (alias i).
+_ROLLUP_KEY = {"ward": "d.ward_code", "category": "d.category", "status": "d.status",
+               "channel": "d.channel", "priority": "d.priority", "day": "d.day",
+               "week": "date_trunc('week', d.day)::date",
+               "month": "date_trunc('month', d.day)::date", None: "'all'"}
+_LOCAL = f"(i.created_at AT TIME ZONE {_TZ})"
+_RAW_KEY = {"ward": "coalesce(i.ward_code, '')", "category": "i.category",
+            "status": "i.status", "channel": "i.channel", "priority": "i.priority",
+            "day": f"{_LOCAL}::date", "week": f"date_trunc('week', {_LOCAL})::date",
+            "month": f"date_trunc('month', {_LOCAL})::date", None: "'all'"}
+
+
+@dataclass(frozen=True)
+class StatsQuery:
+    """Filters and grouping of a figures request (validated)."""
+
+    start: dt.date | None = None
+    end: dt.date | None = None
+    ward: str | None = None
+    category: str | None = None
+    group_by: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.group_by is not None and self.group_by not in GROUPS:
+            raise InvalidParameter(f"group_by: one of {', '.join(GROUPS)}")
+        if self.category is not None and self.category not in CATEGORIES:
+            raise InvalidParameter(f"category: one of {', '.join(CATEGORIES)}")
+        if self.start and self.end and self.end < self.start:
+            raise InvalidParameter("to: must not be before from")
+
+    def where(self, alias: str, first: int = 1) -> tuple[str, list]:
+        """SQL conditions on the rollup (``d``) or the reports (``i``) and their values."""
+        day = "d.day" if alias == "d" else f"{_LOCAL}::date"
+        ward = "d.ward_code" if alias == "d" else "coalesce(i.ward_code, '')"
+        p = first
+        sql = (f"(${p}::date IS NULL OR {day} >= ${p}) AND (${p + 1}::date IS NULL OR "
+               f"{day} <= ${p + 1}) AND (${p + 2}::text IS NULL OR {ward} = ${p + 2}) AND "
+               f"(${p + 3}::text IS NULL OR {alias}.category = ${p + 3})")
+        if alias == "i":  # let the created_at index narrow the scan
+            sql += (f" AND (${p}::date IS NULL OR i.created_at >= (${p}::date - 1)::timestamptz)"
+                    f" AND (${p + 1}::date IS NULL OR i.created_at < "
+                    f"(${p + 1}::date + 2)::timestamptz)")
+        return sql, [self.start, self.end, self.ward, self.category]
+
+
+def _share(num: int, den: int) -> float | None:
+    return round(num / den, 6) if den else None
+
+
+async def figures(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
+                  median: bool = True) -> list[dict]:
+    """The figures per group (one group ``all`` without ``group_by``), ordered by key."""
+    where, args = q.where("d")
+    rows = await conn.fetch(
+        f"SELECT {_ROLLUP_KEY[q.group_by]} AS key, sum(n) AS n, "
+        "coalesce(sum(n) FILTER (WHERE d.status IN ('resolved', 'rejected', 'duplicate')), 0)"
+        " AS n_processed, sum(n_on_time) AS n_on_time, sum(n_timed) AS n_timed, "
+        "sum(resolve_s) AS resolve_s, sum(n_rated) AS n_rated, sum(n_satisfied) AS n_satisfied "
+        f"FROM incident_daily d WHERE {where} GROUP BY 1 HAVING sum(n) <> 0 ORDER BY 1", *args)
+    medians: dict = {}
+    if median:
+        where_i, args_i = q.where("i")
+        med = await conn.fetch(
+            f"SELECT {_RAW_KEY[q.group_by]} AS key, percentile_cont(0.5) WITHIN GROUP "
+            "(ORDER BY extract(epoch FROM i.resolved_at - i.created_at)) AS m "
+            "FROM incidents i WHERE i.status = 'resolved' AND i.resolved_at IS NOT NULL "
+            f"AND {where_i} GROUP BY 1", *args_i)
+        medians = {r["key"]: r["m"] for r in med}
+    out = []
+    for r in rows:
+        key = r["key"]
+        n_timed = int(r["n_timed"])
+        m = medians.get(key)
+        out.append({
+            "key": key.isoformat() if isinstance(key, dt.date) else key,
+            "count": int(r["n"]),
+            "processed": int(r["n_processed"]),
+            "processed_share": _share(int(r["n_processed"]), int(r["n"])),
+            "resolved": n_timed,
+            "on_time_share": _share(int(r["n_on_time"]), n_timed),
+            "mean_hours_to_resolve": (round(float(r["resolve_s"]) / n_timed / 3600, 3)
+                                      if n_timed else None),
+            "median_hours_to_resolve": (round(float(m) / 3600, 3) if m is not None else None),
+            "rated": int(r["n_rated"]),
+            "satisfaction_share": _share(int(r["n_satisfied"]), int(r["n_rated"])),
+        })
+    return out
+
+
+async def hexbins(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
+                  size_m: float = 500.0) -> dict:
+    """A hexagon heatmap as a GeoJSON FeatureCollection: hexagons of ``size_m`` metres (edge)
+    on a grid in VN-2000 / TM-3 107-00 (EPSG:9214), with the count of reports in each, from
+    the public view (public-order points rounded). Empty hexagons are left out."""
+    if not 100 <= size_m <= 20_000:
+        raise InvalidParameter("size: hexagon edge in metres, 100 to 20000")
+    where, args = q.where("i")
+    row = await conn.fetchrow(
+        f"""
+        WITH pts AS (
+          SELECT ST_Transform(i.geom, 9214) AS g FROM incidents_public i WHERE {where}),
+        ext AS (SELECT ST_SetSRID(ST_Extent(g), 9214) AS e, count(*) AS n FROM pts),
+        grid AS (SELECT h.geom, h.i, h.j FROM ext, ST_HexagonGrid($5, ext.e) h
+                 WHERE ext.n > 0)
+        SELECT json_build_object('type', 'FeatureCollection', 'features',
+          coalesce(json_agg(json_build_object(
+            'type', 'Feature', 'id', c.i || ',' || c.j,
+            'geometry', ST_AsGeoJSON(ST_Transform(c.geom, 4326), 6)::json,
+            'properties', json_build_object('count', c.n, 'i', c.i, 'j', c.j))
+            ORDER BY c.i, c.j), '[]'::json))::text AS fc,
+          (SELECT count(*) FROM grid) AS cells
+        FROM (SELECT grid.geom, grid.i, grid.j, count(*) AS n
+              FROM grid JOIN pts ON ST_Intersects(grid.geom, pts.g)
+              GROUP BY grid.geom, grid.i, grid.j) c
+        """, *args, size_m)
+    out = json.loads(row["fc"])
+    out["size_m"] = size_m
+    out["crs_of_grid"] = "EPSG:9214"
+    return out
