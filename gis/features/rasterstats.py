@@ -72,7 +72,7 @@ def value_at(ds, lon: float, lat: float) -> float | None:
 def _window(ds, bounds: tuple[float, float, float, float]):
     """The pixel window (col_off, row_off, width, height) covering ``bounds``, clipped."""
     inv = ~ds.transform
-    xs, ys = zip(*(inv * (x, y) for x, y in ((bounds[0], bounds[3]), (bounds[2], bounds[1]))),
+    xs, ys = zip(*(inv @ (x, y) for x, y in ((bounds[0], bounds[3]), (bounds[2], bounds[1]))),
                  strict=True)
     c0 = max(int(np.floor(min(xs))), 0)
     r0 = max(int(np.floor(min(ys))), 0)
