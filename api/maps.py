@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -12,11 +11,13 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
 
 from api.deps import AnyLayerDep, PoolDep, SettingsDep
+from api.tiles import tile_response
 from gis import render
 from gis.catalog import any_layer
 from gis.errors import DataMissing, InvalidParameter
 from gis.render.views import CRSRef, parse_tile_col, parse_xy_bbox, tile_view, transform_bbox
 from gis.settings import Settings
+from gis.tiles.cache import TileKey, etag_of
 from layers import VECTOR_LAYERS, Layer, RasterLayer
 
 PNG = "image/png"
@@ -32,10 +33,6 @@ CollectionsQ = Annotated[str | None, Query(
     description="Comma-separated collection ids, drawn in order (first at the bottom)")]
 
 
-def etag_of(data: bytes) -> str:
-    return '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"'
-
-
 def image_response(request: Request, data: bytes, media_type: str = PNG,
                    cache_control: str = CACHE_CONTROL) -> Response:
     """An image with its ETag and Cache-Control; 304 when ``If-None-Match`` matches."""
@@ -47,13 +44,17 @@ def image_response(request: Request, data: bytes, media_type: str = PNG,
     return Response(data, media_type=media_type, headers=headers)
 
 
-def renderer(request: Request, settings: Settings) -> render.Renderer:
+async def renderer(request: Request, settings: Settings, pool) -> render.Renderer:
     """The app's renderer (one per process, made on first use) and its thread limiter."""
     state = request.app.state
     r = getattr(state, "huegis_renderer", None)
     if r is None:
-        r = state.huegis_renderer = render.Renderer(settings.dsn)
+        rows = await pool.fetch("SELECT DISTINCT table_name FROM information_schema.columns "
+                                "WHERE column_name = 'geom_3857'")
+        r = render.Renderer(settings.dsn,
+                            stored_3857=frozenset(row["table_name"] for row in rows))
         state.huegis_render_limiter = anyio.CapacityLimiter(RENDER_THREADS)
+        state.huegis_renderer = r
     return r
 
 
@@ -85,7 +86,7 @@ async def draw(request: Request, settings: Settings, pool, view: render.MapView,
                labels: bool = True, colormap: str | None = None,
                rescale: str | None = None) -> bytes:
     """Render in a worker thread (at most ``RENDER_THREADS`` at once per process)."""
-    r = renderer(request, settings)
+    r = await renderer(request, settings, pool)
     styles = {}
     for layer in layers:
         if isinstance(layer, RasterLayer):
@@ -97,6 +98,29 @@ async def draw(request: Request, settings: Settings, pool, view: render.MapView,
                         raster_styles=styles)
 
     return await anyio.to_thread.run_sync(work, limiter=request.app.state.huegis_render_limiter)
+
+
+def tile_variant(layers: list[Layer | RasterLayer], size: int, labels: bool,
+                 colormap: str | None, rescale: str | None) -> str:
+    """The cache key's variant: empty for the default 256 px tile with the catalog's style
+    (so the disk cache file is ``<y>.png``), else size, ``nolabels`` and the raster style.
+
+    >>> from layers import CATALOG
+    >>> tile_variant([CATALOG['parcels']], 256, True, None, None)
+    ''
+    >>> tile_variant([CATALOG['flood-depth']], 512, True, 'viridis', '0,2')
+    '512.viridis.0.0_2.0'
+    """
+    parts = [] if size == 256 else [str(size)]
+    if not labels and any(isinstance(la, Layer) for la in layers):
+        parts.append("nolabels")
+    for la in layers:
+        if isinstance(la, RasterLayer):
+            style = render.RasterStyle.parse(la, colormap, rescale)
+            if (style.colormap, style.rescale) != (la.colormap, tuple(map(float, la.rescale))):
+                parts.append(f"{style.colormap}.{style.rescale[0]!r}_{style.rescale[1]!r}")
+            break
+    return ".".join(parts)
 
 
 def map_size(bbox: tuple[float, float, float, float], width: int | None,
@@ -142,9 +166,14 @@ class MapsRouter:
                        colormap: str | None, rescale: str | None) -> Response:
             col, size = parse_tile_col(x, tile_size)
             view = tile_view(tms_id, z, y, col, size)
-            data = await draw(request, settings, pool, view, layers, labels=labels,
-                              colormap=colormap, rescale=rescale)
-            return image_response(request, data)
+            variant = tile_variant(layers, size, labels, colormap, rescale)
+
+            async def make() -> bytes:
+                return await draw(request, settings, pool, view, layers, labels=labels,
+                                  colormap=colormap, rescale=rescale)
+
+            key = TileKey("png", tuple(la.id for la in layers), tms_id, z, col, y, variant)
+            return await tile_response(request, key, make, PNG)
 
         @r.get("/collections/{collection_id}/map/tiles/{tms_id}/{z}/{y}/{x}",
                summary="A map tile of one layer", response_class=Response,
@@ -222,7 +251,7 @@ class MapsRouter:
             return await image(request, settings, pool, [layer], bbox, bbox_crs, crs, width,
                                height, transparent, bgcolor, f, labels, colormap, rescale)
 
-        @r.get("/map", summary="A map image of several layers", response_class=Response,
+        @r.get("/map/image", summary="A map image of several layers", response_class=Response,
                responses=image_doc)
         async def dataset_map(
                 request: Request, pool: PoolDep, settings: SettingsDep,
@@ -264,7 +293,8 @@ class MapsRouter:
             if not isinstance(layer, RasterLayer):
                 raise InvalidParameter(f"{layer.id!r} is a vector layer: values are read from "
                                        "raster layers (flood-depth, elevation)")
-            path = await raster_file(renderer(request, settings), pool, settings, layer)
+            path = await raster_file(await renderer(request, settings, pool), pool, settings,
+                                     layer)
             v = await anyio.to_thread.run_sync(lambda: render.value_at(path, lon, lat))
             return {"collection": layer.id, "lon": lon, "lat": lat, "value": v,
                     "units": layer.units}

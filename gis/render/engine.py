@@ -110,6 +110,8 @@ class Renderer:
 
     dsn: str
     raster_path: dict[str, Path] = field(default_factory=dict)
+    # Tables with the stored Web Mercator column ``geom_3857`` (see the tiles migration).
+    stored_3857: frozenset[str] = frozenset()
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def __post_init__(self) -> None:
@@ -128,7 +130,7 @@ class Renderer:
             ensure_fonts()
             m = mapnik.Map(256, 256)
             mapnik.load_map_from_string(m, map_xml(layers, srid, self.params, labels, buffer,
-                                                   scale_limits))
+                                                   scale_limits, self.stored_3857))
             m.aspect_fix_mode = mapnik.aspect_fix_mode.RESPECT
             if len(cache) > 64:
                 cache.clear()

@@ -144,16 +144,23 @@ def classify_field(layer: Layer) -> str | None:
     return name if name and layer.has_field(name) and layer.field(name).public else None
 
 
-def datasource_sql(layer: Layer, srid: int) -> str:
+def datasource_sql(layer: Layer, srid: int, stored_3857: bool = False) -> str:
     """The postgis datasource's subquery: geometry in ``srid`` (polygons simplified to half a
-    pixel), the style's public fields, rows whose bbox meets the map's (``!bbox!``)."""
+    pixel), the style's public fields, rows whose bbox meets the map's (``!bbox!``).
+
+    ``stored_3857``: the table has the tiles' stored Web Mercator column ``geom_3857`` (with
+    its GiST index), used as is for EPSG:3857 maps instead of transforming every row.
+    """
     g = f"t.{ident(layer.geometry_column)}"
-    geom = g if srid == 4326 else f"ST_Transform({g}, {int(srid)})"
+    if srid == 3857 and stored_3857:
+        geom = g = "t.geom_3857"
+    else:
+        geom = g if srid == 4326 else f"ST_Transform({g}, {int(srid)})"
     if layer.is_polygonal:
         geom = f"ST_Simplify({geom}, !pixel_width! / 2, true)"
     cols = [f"t.{ident(f)}" for f in dict.fromkeys(
         x for x in (classify_field(layer), label_field(layer)) if x)]
-    if srid == 4326:
+    if srid == 4326 or g == "t.geom_3857":
         bbox = "!bbox!"
     else:
         w, s, e, n = data_region(srid)
@@ -231,9 +238,11 @@ def layer_style(layer: Layer, labels: bool = True) -> ET.Element:
 
 
 def map_xml(layers: Sequence[Layer], srid: int, conn: PostgisParams, labels: bool = True,
-            buffer_size: int = 0, scale_limits: bool = True) -> str:
+            buffer_size: int = 0, scale_limits: bool = True,
+            stored_3857: frozenset[str] = frozenset()) -> str:
     """A whole Mapnik map: ``layers`` drawn in order (first at the bottom) in ``srid``, on a
-    transparent background. ``scale_limits`` hides a layer outside its catalog zoom range."""
+    transparent background. ``scale_limits`` hides a layer outside its catalog zoom range;
+    ``stored_3857`` names the tables that have a stored ``geom_3857`` column."""
     srs = mapnik_srs(srid)
     root = ET.Element("Map", {"srs": srs, "background-color": "transparent",
                               "buffer-size": str(buffer_size)})
@@ -249,7 +258,8 @@ def map_xml(layers: Sequence[Layer], srid: int, conn: PostgisParams, labels: boo
         _sub(el, "StyleName", layer.id)
         ds = _sub(el, "Datasource")
         params = [("type", "postgis"), *conn.items(),
-                  ("table", datasource_sql(layer, srid)), ("geometry_field", "geom"),
+                  ("table", datasource_sql(layer, srid, layer.table in stored_3857)),
+                  ("geometry_field", "geom"),
                   ("srid", str(int(srid))), ("extent", "-1e12,-1e12,1e12,1e12"),
                   ("estimate_extent", "false"), ("persist_connection", "true"),
                   ("max_size", "4"), ("connect_timeout", "5")]
