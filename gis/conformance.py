@@ -47,7 +47,16 @@ CONFORMANCE: dict[str, tuple[str, ...]] = {
         "http://www.opengis.net/spec/tms/2.0/conf/tilematrixset",
         "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
     ),
-    "maps": (),
+    "maps": (
+        "http://www.opengis.net/spec/ogcapi-maps-1/1.0/conf/core",
+        "http://www.opengis.net/spec/ogcapi-maps-1/1.0/conf/collection-map",
+        "http://www.opengis.net/spec/ogcapi-maps-1/1.0/conf/background",
+        "http://www.opengis.net/spec/ogcapi-maps-1/1.0/conf/scaling",
+        "http://www.opengis.net/spec/ogcapi-maps-1/1.0/conf/spatial-subsetting",
+        "http://www.opengis.net/spec/ogcapi-maps-1/1.0/conf/crs",
+        "http://www.opengis.net/spec/ogcapi-maps-1/1.0/conf/png",
+        "http://www.opengis.net/spec/ogcapi-maps-1/1.0/conf/jpeg",
+    ),
     "styles": (),
 }
 
