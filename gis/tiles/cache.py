@@ -325,7 +325,7 @@ class TileCache:
 
     def __init__(self, memory: MemoryCache | None = None, disk: DiskCache | None = None,
                  redis: RedisCache | None = None) -> None:
-        self.memory = memory or MemoryCache(0)
+        self.memory = memory if memory is not None else MemoryCache(0)
         self.disk = disk
         self.redis = redis
         self.enabled = True  # False while invalidation cannot be trusted (LISTEN lost)
@@ -390,6 +390,34 @@ class TileCache:
         if self.redis is not None:
             with contextlib.suppress(OSError, ConnectionError):
                 await self.redis.clear()
+
+    MARK = ".huegis-changes"
+
+    async def read_mark(self) -> tuple[str, int] | None:
+        """``(epoch, change id)`` the shared levels are current with (``None``: unknown)."""
+        text = None
+        if self.disk is not None:
+            with contextlib.suppress(OSError):
+                text = (self.disk.root / self.MARK).read_text()
+        elif self.redis is not None:
+            with contextlib.suppress(OSError, ConnectionError):
+                raw = await self.redis.client.get("huegis:tilemark")
+                text = raw.decode() if raw else None
+        if not text or " " not in text:
+            return None
+        epoch, _, change = text.strip().partition(" ")
+        return (epoch, int(change)) if change.isdigit() else None
+
+    async def write_mark(self, epoch: str, change: int) -> None:
+        text = f"{epoch} {change}"
+        if self.disk is not None:
+            self.disk.root.mkdir(parents=True, exist_ok=True)
+            tmp = self.disk.root / f"{self.MARK}.{os.getpid()}"
+            tmp.write_text(text)
+            os.replace(tmp, self.disk.root / self.MARK)
+        if self.redis is not None:
+            with contextlib.suppress(OSError, ConnectionError):
+                await self.redis.client.set("huegis:tilemark", text)
 
     async def close(self) -> None:
         if self.redis is not None:

@@ -12,7 +12,10 @@ Each worker holds one dedicated connection LISTENing on that channel and, per me
    (``generation`` changed meanwhile).
 
 A worker that loses its LISTEN connection disables its cache (every tile is computed) until
-it has reconnected; it then clears every level, since it may have missed messages.
+it has reconnected. Every message is also logged in ``tiles_changes``: on (re)connecting, a
+worker replays the changes after the cache's watermark (``<cache_dir>/.huegis-changes`` or a
+Redis key), so writes made while nobody listened — a stopped server, a seeded cache — are
+never served stale; a cache of another database, or older than the log, is cleared.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ from gis.settings import Settings
 from gis.tiles.cache import CachedTile, TileCache, TileKey, etag_of
 
 CHANNEL = "huegis_tiles"
+LISTENER_NAME = "huegis-tiles-listen"
+# Replay this many change ids before the watermark too: ids are taken at insert time, so a
+# transaction may commit after a later id (over-invalidating a little is harmless).
+REPLAY_MARGIN = 200
 log = logging.getLogger("huegis.tiles")
 
 
@@ -46,6 +53,8 @@ class TileService:
         self._task: asyncio.Task | None = None
         self._jobs: set[asyncio.Task] = set()
         self._conn: asyncpg.Connection | None = None
+        self.epoch: str | None = None
+        self.last_change: int | None = None  # id of the last change applied
 
     # ------------------------------------------------------------------ listener
     async def start(self, wait_s: float = 5.0) -> None:
@@ -65,10 +74,10 @@ class TileService:
         await self.cache.close()
 
     async def _run(self) -> None:
-        first = True
         while True:
             try:
-                conn = await asyncpg.connect(self.settings.dsn, timeout=10)
+                conn = await asyncpg.connect(self.settings.dsn, timeout=10, server_settings={
+                    "application_name": LISTENER_NAME})
             except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
                 log.warning("tile invalidation: cannot LISTEN (%s); cache disabled", exc)
                 await asyncio.sleep(1.0)
@@ -77,9 +86,7 @@ class TileService:
             conn.add_termination_listener(lambda _c, ev=lost: ev.set())
             try:
                 await conn.add_listener(CHANNEL, self._on_notify)
-                if not first:
-                    await self.cache.clear()  # messages may have been missed meanwhile
-                first = False
+                await self.catch_up(conn)
                 self._conn = conn
                 self.cache.enabled = True
                 self.connected.set()
@@ -95,6 +102,32 @@ class TileService:
                 with contextlib.suppress(Exception):
                     await conn.close(timeout=1)
             await asyncio.sleep(0.2)
+
+    async def catch_up(self, conn: asyncpg.Connection) -> int:
+        """Replay the changes logged since the cache's watermark (all of them when the cache
+        belongs to another database or is older than the log): returns how many."""
+        epoch = await conn.fetchval("SELECT epoch FROM tiles_state LIMIT 1")
+        top = await conn.fetchval("SELECT coalesce(max(id), 0) FROM tiles_changes")
+        low = await conn.fetchval("SELECT min(id) FROM tiles_changes")
+        start = self.last_change
+        if start is None:
+            mark = await self.cache.read_mark()
+            start = mark[1] if mark is not None and mark[0] == epoch else None
+        if start is None or (low is not None and start < low - 1) or start > top:
+            await self.cache.clear()
+            replayed = 0
+        else:
+            rows = await conn.fetch(
+                "SELECT id, layer, boxes::text FROM tiles_changes WHERE id > $1 ORDER BY id",
+                start - REPLAY_MARGIN)
+            for row in rows:
+                boxes = [tuple(b) for b in json.loads(row["boxes"])]
+                await self.cache.invalidate(row["layer"], boxes)
+            replayed = len(rows)
+        self.epoch, self.last_change = epoch, max(top, start or 0)
+        await self.cache.write_mark(epoch, self.last_change)
+        self.generation += 1
+        return replayed
 
     def _disconnected(self) -> None:
         self._conn = None
@@ -112,17 +145,21 @@ class TileService:
         try:
             msg = json.loads(payload)
             layer, boxes = msg["layer"], [tuple(b) for b in msg["boxes"]]
+            change = int(msg.get("id", 0))
         except (ValueError, KeyError, TypeError):
             log.warning("tile invalidation: bad message %r", payload[:200])
             return
-        self.apply(layer, boxes)
+        self.apply(layer, boxes, change)
 
-    def apply(self, layer: str, boxes: list[tuple[float, float, float, float]]) -> None:
+    def apply(self, layer: str, boxes: list[tuple[float, float, float, float]],
+              change: int = 0) -> None:
         """Invalidate ``layer`` inside ``boxes``: memory now, shared levels in the background
         (bypassed until done)."""
         self.messages += 1
         self.generation += 1
         self.cache.memory.invalidate(layer, boxes)
+        if self.last_change is not None and change > self.last_change:
+            self.last_change = change
         if self.cache.disk is None and self.cache.redis is None:
             return
         self.pending += 1
@@ -133,6 +170,8 @@ class TileService:
     async def _shared(self, layer: str, boxes: list) -> None:
         try:
             await self.cache.invalidate(layer, boxes)
+            if self.epoch is not None and self.last_change is not None:
+                await self.cache.write_mark(self.epoch, self.last_change)
         except Exception:  # noqa: BLE001 - never lose the worker over one message
             log.exception("tile invalidation of %s failed; clearing the cache", layer)
             await self.cache.clear()

@@ -8,7 +8,8 @@
 - Statement-level triggers (transition tables, so a COPY of a million rows costs one
   notification) on every layer table: ``pg_notify('huegis_tiles', {"layer", "boxes"})`` with
   the lon/lat boxes of the old and new rows (and of the generalized rows that changed),
-  delivered when the transaction commits.
+  delivered when the transaction commits, and logged in ``tiles_changes`` (replayed by a
+  worker that starts or reconnects, so no write is missed while nobody listened).
 
 Revision ID: 0005
 Revises: 0004
@@ -108,6 +109,20 @@ BEGIN
                       4326);
 END $$;
 
+-- Every invalidation message, so that a cache made while nobody listened (a stopped server,
+-- ``huegis tiles seed``) catches up when a worker starts: it replays what came after its
+-- watermark. ``epoch`` names this database's log (a cache of another database is cleared).
+CREATE TABLE tiles_changes (
+  id bigserial PRIMARY KEY,
+  at timestamptz NOT NULL DEFAULT now(),
+  layer text NOT NULL,
+  boxes jsonb NOT NULL
+);
+CREATE TABLE tiles_state (
+  epoch text NOT NULL
+);
+INSERT INTO tiles_state (epoch) VALUES (md5(random()::text || clock_timestamp()::text));
+
 CREATE TABLE tiles_wards_gen (
   id integer NOT NULL,
   z integer NOT NULL,
@@ -140,6 +155,7 @@ DECLARE
   cys integer[];
   uses text[];
   payload jsonb;
+  change_id bigint;
 BEGIN
   IF TG_OP = 'INSERT' THEN
     SELECT array_agg(geom::box2d) INTO boxes FROM new_rows;
@@ -200,7 +216,9 @@ BEGIN
            round(ST_XMin(b)::numeric, 7), round(ST_YMin(b)::numeric, 7),
            round(ST_XMax(b)::numeric, 7), round(ST_YMax(b)::numeric, 7))))
     INTO payload FROM unnest(boxes) AS b;
-  PERFORM pg_notify('huegis_tiles', payload::text);
+  INSERT INTO tiles_changes (layer, boxes) VALUES (layer, payload -> 'boxes')
+    RETURNING id INTO change_id;
+  PERFORM pg_notify('huegis_tiles', (payload || jsonb_build_object('id', change_id))::text);
   RETURN NULL;
 END $$;
 """
@@ -236,7 +254,7 @@ ALTER TABLE {t} DROP COLUMN IF EXISTS geom_3857;
 DROP FUNCTION IF EXISTS huegis_tiles_notify();
 DROP FUNCTION IF EXISTS huegis_tiles_refresh_wards(integer[]);
 DROP FUNCTION IF EXISTS huegis_tiles_refresh_blocks(integer[], integer[], text[]);
-DROP TABLE IF EXISTS tiles_wards_gen, tiles_parcel_blocks;
+DROP TABLE IF EXISTS tiles_wards_gen, tiles_parcel_blocks, tiles_changes, tiles_state;
 DROP FUNCTION IF EXISTS huegis_tiles_row(double precision);
 DROP FUNCTION IF EXISTS huegis_tiles_cell(double precision);
 """

@@ -1,0 +1,175 @@
+"""MVT from PostGIS: detail, generalized views, size budget — checked against shapely/pyproj."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import mapbox_vector_tile
+import morecantile
+import psycopg
+import pytest
+import shapely
+from pyproj import Transformer
+
+from gis.settings import Settings
+from gis.tiles import generalize, mvt
+from layers import VECTOR_LAYERS
+from tests.common import DAI_NOI_LONLAT
+
+WMQ = morecantile.tms.get("WebMercatorQuad")
+CENTRE = (107.585, 16.463)  # the densest part of the demo parcels
+TO_3857 = Transformer.from_crs(4326, 3857, always_xy=True)
+
+
+def _tile(dsn: str, layer_id: str, z: int, lonlat=CENTRE, tms: str = "WebMercatorQuad",
+          **kw) -> tuple[bytes, morecantile.Tile]:
+    t = morecantile.tms.get(tms).tile(*lonlat, z)
+
+    async def run() -> bytes:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await mvt.layer_tile(conn, VECTOR_LAYERS[layer_id], tms, z, t.x, t.y, **kw)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run()), t
+
+
+def _features(data: bytes, layer_id: str) -> list[dict]:
+    return mapbox_vector_tile.decode(data)[layer_id]["features"] if data else []
+
+
+@pytest.fixture(scope="module")
+def dsn(demo_settings: Settings) -> str:
+    return demo_settings.dsn
+
+
+def test_detail_tile_has_public_fields_and_ids(dsn: str) -> None:
+    data, _ = _tile(dsn, "parcels", 16)
+    feats = _features(data, "parcels")
+    assert len(feats) > 100
+    assert all(isinstance(f["id"], int) for f in feats)
+    assert {"parcel_no", "land_use", "area_m2"} <= set(feats[0]["properties"])
+    assert not any("owner_name" in f["properties"] for f in feats)
+
+
+def test_parcels_are_land_use_blocks_at_z11_to_13(dsn: str) -> None:
+    for z in (11, 12, 13):
+        feats = _features(_tile(dsn, "parcels", z)[0], "parcels")
+        assert feats, z
+        assert set(feats[0]["properties"]) <= {"land_use", "parcels", "area_m2"}
+    assert _tile(dsn, "parcels", 10)[0] == b""
+    with psycopg.connect(dsn) as conn:
+        total, blocks = conn.execute(
+            "SELECT (SELECT count(*) FROM land_parcels), (SELECT sum(parcels) "
+            "FROM tiles_parcel_blocks)").fetchone()
+        assert total == blocks  # every parcel is in exactly one block
+        # One block against shapely's union of its parcels, computed independently.
+        cx, cy, lu, area = conn.execute(
+            "SELECT cx, cy, land_use, ST_Area(geom_3857) FROM tiles_parcel_blocks "
+            "ORDER BY parcels DESC LIMIT 1").fetchone()
+        rows = conn.execute(
+            "SELECT ST_AsBinary(geom) FROM land_parcels WHERE land_use = %s", (lu,)).fetchall()
+    cell = 40075016.685578488 / 65536
+    mine = []
+    for (wkb,) in rows:
+        g = shapely.transform(shapely.from_wkb(wkb),
+                              lambda xy: list(zip(*TO_3857.transform(*xy.T), strict=True)))
+        minx, miny, maxx, maxy = g.bounds
+        if (int(((minx + maxx) / 2 + 20037508.342789244) // cell) == cx
+                and int((20037508.342789244 - (miny + maxy) / 2) // cell) == cy):
+            mine.append(g)
+    assert mine
+    assert area == pytest.approx(shapely.union_all(mine).area, rel=0.01)
+
+
+def test_incidents_cluster_below_z15_with_counts(dsn: str) -> None:
+    z = 12
+    data, t = _tile(dsn, "incidents", z, DAI_NOI_LONLAT)
+    feats = _features(data, "incidents")
+    assert feats and all(set(f["properties"]) == {"count", "category"} for f in feats)
+    # The clusters' counts add up to the incidents inside the tile (pyproj + shapely).
+    b = WMQ.xy_bounds(t)
+    with psycopg.connect(dsn) as conn:
+        pts = conn.execute("SELECT ST_X(geom), ST_Y(geom) FROM incidents").fetchall()
+    xs, ys = TO_3857.transform([p[0] for p in pts], [p[1] for p in pts])
+    inside = sum(1 for x, y in zip(xs, ys, strict=True)
+                 if b.left <= x < b.right and b.bottom <= y < b.top)
+    assert sum(f["properties"]["count"] for f in feats) == pytest.approx(inside, abs=2)
+    assert len(feats) <= 256
+    # Detail from z15, without the long description until z17.
+    det = _features(_tile(dsn, "incidents", 15, DAI_NOI_LONLAT)[0], "incidents")
+    assert det and all("ref" in f["properties"] for f in det)
+    assert not any("description" in f["properties"] for f in det)
+    assert not any(k.startswith("reporter") for f in det for k in f["properties"])
+    assert mvt.tile_fields(VECTOR_LAYERS["incidents"], 17).count("description") == 1
+
+
+def test_wards_are_simplified_per_zoom_and_never_vanish(dsn: str) -> None:
+    def vertices(feats: list[dict]) -> int:
+        return sum(len(shapely.geometry.shape(f["geometry"]).exterior.coords)
+                   if f["geometry"]["type"] == "Polygon" else
+                   sum(len(p.exterior.coords) for p in shapely.geometry.shape(f["geometry"]).geoms)
+                   for f in feats)
+
+    low = _features(_tile(dsn, "wards", 6)[0], "wards")
+    assert len(low) == 40
+    assert {f["properties"]["gso_code"] for f in low} >= {"19753"}
+    high = _features(_tile(dsn, "wards", 10)[0], "wards")
+    z10_tile = WMQ.tile(*CENTRE, 10)
+    z6_share = [f for f in low if f["properties"]["gso_code"] in
+                {g["properties"]["gso_code"] for g in high}]
+    assert vertices(z6_share) < vertices(high)
+    assert z10_tile.z == 10
+    for z in range(6, 18):  # every zoom from 6 has wards
+        assert _features(_tile(dsn, "wards", z)[0], "wards"), z
+    assert generalize.zoom_range(VECTOR_LAYERS["incidents"])[0] == 6
+
+
+def test_size_budget_drops_the_smallest_parcels_first(dsn: str) -> None:
+    full, _ = _tile(dsn, "parcels", 15)
+    budget = len(full) // 4
+    small, _ = _tile(dsn, "parcels", 15, max_bytes=budget)
+    assert 0 < len(small) <= budget
+    kept = _features(small, "parcels")
+    everything = _features(full, "parcels")
+    kept_ids = {f["id"] for f in kept}
+    dropped = [f["properties"]["area_m2"] for f in everything if f["id"] not in kept_ids]
+    assert kept and dropped
+    # Ordered by Web Mercator area, compared on VN-2000 areas: equal up to scale (~0.1 %).
+    assert min(f["properties"]["area_m2"] for f in kept) >= 0.99 * max(dropped)
+
+
+def test_feature_cap_keeps_the_largest(dsn: str) -> None:
+    capped, _ = _tile(dsn, "parcels", 16, max_features=5)
+    kept = _features(capped, "parcels")
+    assert len(kept) == 5
+    everything = _features(_tile(dsn, "parcels", 16)[0], "parcels")
+    top = sorted((f["properties"]["area_m2"] for f in everything), reverse=True)[:5]
+    assert sorted((f["properties"]["area_m2"] for f in kept), reverse=True) == \
+        pytest.approx(top, rel=0.01)
+
+
+def test_world_crs84_quad_tiles(dsn: str) -> None:
+    data, t = _tile(dsn, "parcels", 15, tms="WorldCRS84Quad")
+    feats = _features(data, "parcels")
+    assert feats
+    b = morecantile.tms.get("WorldCRS84Quad").bounds(t)
+    with psycopg.connect(dsn) as conn:
+        n = conn.execute("SELECT count(*) FROM land_parcels WHERE ST_Intersects(geom, "
+                         "ST_MakeEnvelope(%s, %s, %s, %s, 4326))",
+                         (b.left, b.bottom, b.right, b.top)).fetchone()[0]
+    assert len(feats) >= n  # plus the ones in the buffer
+
+
+def test_empty_and_out_of_range() -> None:
+    from gis.errors import InvalidTile, TileMatrixSetNotFound
+
+    with pytest.raises(TileMatrixSetNotFound):
+        mvt.tile_matrix_set("EuropeanETRS89_LAEAQuad")
+    with pytest.raises(InvalidTile):
+        mvt.check_tile(WMQ, 25, 0, 0)
+    with pytest.raises(InvalidTile):
+        mvt.check_tile(WMQ, 3, 0, 8)
+    assert mvt.plan(VECTOR_LAYERS["parcels"], "WebMercatorQuad", 5, 0, 0) is None
