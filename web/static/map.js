@@ -36,7 +36,7 @@
   window.hueMap = map;  // for the tests and the console
   map.addControl(new maplibregl.NavigationControl({ visualizePitch: false }), "top-right");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric", maxWidth: 120 }), "bottom-left");
-  map.addControl(new maplibregl.AttributionControl({ compact: !!cfg.embed }), "bottom-right");
+  map.addControl(new maplibregl.AttributionControl({ compact: true }), "bottom-right");
 
   function styleLayersOf(id) {
     return map.getStyle().layers.filter((l) => l.metadata && l.metadata["huegis:collection"] === id);
