@@ -112,14 +112,14 @@ def legend_png(layer: Layer | RasterLayer, lang: str = "vi", scale: float = 1.0,
         width = pad * 3 + sw + max(round(font.getlength(t)) for t in labels)
         width = max(width, round(title_font.getlength(title)) + 2 * pad)
         height = pad * 3 + line + ramp_h
-        img = Image.new("RGBA", (width, height), (255, 255, 255, 255))
-        draw = ImageDraw.Draw(img)
+        img = Image.new("RGB", (width, height), (255, 255, 255))
+        draw = ImageDraw.Draw(img, "RGBA")  # blends translucent fills
         draw.text((pad, pad), title, font=title_font, fill=(0, 0, 0, 255))
         top = pad * 2 + line
         idx = np.linspace(255, 0, ramp_h).round().astype(np.uint8)
         ramp = np.repeat(colormap_lut(style.colormap)[idx][:, None, :], sw, axis=1)
         ramp[..., 3] = 255
-        img.paste(Image.fromarray(ramp, "RGBA"), (pad, top))
+        img.paste(Image.fromarray(ramp, "RGBA").convert("RGB"), (pad, top))
         draw.rectangle((pad, top, pad + sw - 1, top + ramp_h - 1), outline=(80, 80, 80, 255))
         for i, text in enumerate(labels):
             y = top + i * (ramp_h - line) / 2
@@ -129,8 +129,8 @@ def legend_png(layer: Layer | RasterLayer, lang: str = "vi", scale: float = 1.0,
         width = pad * 3 + sw + max(round(font.getlength(t)) for _, t in entries)
         width = max(width, round(title_font.getlength(title)) + 2 * pad)
         height = pad * 2 + line * (len(entries) + 1)
-        img = Image.new("RGBA", (width, height), (255, 255, 255, 255))
-        draw = ImageDraw.Draw(img)
+        img = Image.new("RGB", (width, height), (255, 255, 255))
+        draw = ImageDraw.Draw(img, "RGBA")  # blends translucent fills
         draw.text((pad, pad), title, font=title_font, fill=(0, 0, 0, 255))
         for i, (colour, text) in enumerate(entries, start=1):
             y = pad + i * line
