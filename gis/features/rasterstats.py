@@ -8,6 +8,8 @@ VN-2000 / TM-3 107-00 (EPSG:9214): pixel areas are true square metres.
 
 from __future__ import annotations
 
+import math
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,30 +23,45 @@ from gis.raster import transformer
 DEFAULT_PERCENTILES = (10.0, 25.0, 50.0, 75.0, 90.0)
 MAX_ZONE_PIXELS = 20_000_000
 MAX_CELLS_PER_FEATURE = 2_500
+MAX_CACHED_PIXELS = 16_000_000  # rasters up to 64 MB (float32) are kept in memory
 
 _local = threading.local()
 
 
 def open_raster(path: str | Path):
-    """The rasterio dataset of ``path``, opened once per process and thread."""
+    """The rasterio dataset of ``path``, opened once per process and thread (and again when
+    the file is replaced, e.g. by ``huegis load demo``)."""
     import rasterio
 
     cache: dict = getattr(_local, "datasets", None) or {}
     _local.datasets = cache
     key = str(path)
-    ds = cache.get(key)
-    if ds is None or ds.closed:
+    try:
+        stamp = os.stat(key).st_mtime_ns
+    except OSError as exc:
+        raise NotFound(f"raster file {key} cannot be read: {exc}") from None
+    ds, seen = cache.get(key, (None, None))
+    if ds is None or ds.closed or seen != stamp:
         try:
             ds = rasterio.open(key)
         except rasterio.errors.RasterioIOError as exc:
             raise NotFound(f"raster file {key} cannot be read: {exc}") from None
-        cache[key] = ds
+        ds.huegis_epsg = ds.crs.to_epsg()  # looked up once: to_epsg() is slow
+        ds.huegis_band = None
+        cache[key] = (ds, stamp)
     return ds
+
+
+def _band(ds) -> np.ndarray | None:
+    """The whole band in memory, for rasters up to :data:`MAX_CACHED_PIXELS` (read once)."""
+    if ds.huegis_band is None and ds.width * ds.height <= MAX_CACHED_PIXELS:
+        ds.huegis_band = ds.read(1)
+    return ds.huegis_band
 
 
 def _to_raster(ds, geom: shapely.Geometry | np.ndarray):
     """Lon/lat geometries in the raster's CRS."""
-    t = transformer(4326, ds.crs.to_epsg())
+    t = transformer(4326, ds.huegis_epsg)
     return shapely.transform(geom, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
 
 
@@ -57,13 +74,21 @@ def value_at(ds, lon: float, lat: float) -> float | None:
 
         value_at(open_raster(path), 107.5905, 16.4680)  # flood depth near Trường Tiền
     """
-    x, y = transformer(4326, ds.crs.to_epsg()).transform(lon, lat)
-    row, col = ds.index(x, y)
+    x, y = transformer(4326, ds.huegis_epsg).transform(lon, lat)
+    t = ds.transform
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return None
+    col = math.floor((x - t.c) / t.a) if t.b == 0 else ds.index(x, y)[1]
+    row = math.floor((y - t.f) / t.e) if t.d == 0 else ds.index(x, y)[0]
     if not (0 <= row < ds.height and 0 <= col < ds.width):
         return None
-    from rasterio.windows import Window
+    band = _band(ds)
+    if band is not None:
+        v = float(band[row, col])
+    else:
+        from rasterio.windows import Window
 
-    v = float(ds.read(1, window=Window(col, row, 1, 1))[0, 0])
+        v = float(ds.read(1, window=Window(col, row, 1, 1))[0, 0])
     if ds.nodata is not None and v == ds.nodata or not np.isfinite(v):
         return None
     return v
