@@ -33,7 +33,7 @@ WHERE ($3::text[] IS NULL OR kind = ANY($3))
   AND (strpos(lower(huegis_unaccent(name)), q.q) > 0
        OR strpos(lower(huegis_unaccent(coalesce(alt_names, ''))), q.q) > 0
        OR word_similarity(q.q, lower(huegis_unaccent(name))) >= $5)
-ORDER BY exact DESC, score DESC, rank, length(name), name
+ORDER BY exact DESC, score DESC, rank, weight DESC, length(name), name
 LIMIT $2
 """
 

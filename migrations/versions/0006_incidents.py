@@ -110,18 +110,18 @@ CREATE UNIQUE INDEX gazetteer_streets_id ON gazetteer_streets (id);
 
 CREATE VIEW gazetteer AS
   SELECT 'ward' AS kind, gso_code AS id, name, short_name AS alt_names, gso_code AS ward_code,
-         ST_PointOnSurface(geom) AS geom, 1 AS rank
+         ST_PointOnSurface(geom) AS geom, 1 AS rank, 0 AS weight
   FROM admin_units WHERE level = 'ward'
   UNION ALL
-  SELECT 'landmark', 'L' || id, name, alt_names, NULL, geom, 2 FROM gazetteer_landmarks
+  SELECT 'landmark', 'L' || id, name, alt_names, NULL, geom, 2, 0 FROM gazetteer_landmarks
   UNION ALL
-  SELECT 'street', 'S' || id, name, NULL, ward_code, geom, 3 FROM gazetteer_streets
+  SELECT 'street', 'S' || id, name, NULL, ward_code, geom, 3, n FROM gazetteer_streets
   UNION ALL
-  SELECT 'tourism', 'T' || id, name, name_en, ward_code, geom, 4 FROM tourism_pois
+  SELECT 'tourism', 'T' || id, name, name_en, ward_code, geom, 4, 0 FROM tourism_pois
   UNION ALL
-  SELECT 'health', 'H' || id, name, NULL, ward_code, geom, 4 FROM health_facilities
+  SELECT 'health', 'H' || id, name, NULL, ward_code, geom, 4, 0 FROM health_facilities
   UNION ALL
-  SELECT 'education', 'E' || id, name, NULL, ward_code, geom, 4 FROM education_facilities;
+  SELECT 'education', 'E' || id, name, NULL, ward_code, geom, 4, 0 FROM education_facilities;
 
 -- Daily figures per ward, category, channel, status and priority, kept exact by statement
 -- triggers (transition tables: one upsert per INSERT/UPDATE/DELETE statement, COPY included).
