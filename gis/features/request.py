@@ -90,6 +90,8 @@ def parse_bbox_param(value: str, crs: ApiCRS = CRS84) -> tuple[float, float, flo
         w, s, e, n = s, w, n, e
     if crs.srid == 4326 and not (-180 <= w and e <= 180 and -90 <= s and n <= 90):
         raise InvalidBBox(f"bbox {value!r} is outside the range of longitudes and latitudes")
+    if crs.srid != 4326 and max(abs(v) for v in (w, s, e, n)) > 2.1e7:
+        raise InvalidBBox(f"bbox {value!r} is outside the area of EPSG:{crs.srid}")
     return (w, s, e, n)
 
 
