@@ -21,12 +21,13 @@ def accounts(database_url: str) -> Iterator[dict[str, str]]:
     with psycopg.connect(database_url) as c:
         create_user(c, "api.planner", "planner-pass", "planner")
         create_user(c, "api.inspector", "inspector-pass", "inspector", [WARD, "19774"])
-        keys = {"inspector": create_api_key(c, "inspector", "tablet", [WARD]),
-                "revoked": create_api_key(c, "admin", "old")}
+        keys = {"inspector": create_api_key(c, "inspector", "api.tablet", [WARD]),
+                "revoked": create_api_key(c, "admin", "api.old")}
         revoke_api_key(c, keys["revoked"])
     yield keys
     with psycopg.connect(database_url) as c:
-        c.execute("DELETE FROM api_keys; DELETE FROM users WHERE username LIKE 'api.%'")
+        c.execute("DELETE FROM api_keys WHERE name LIKE 'api.%'")
+        c.execute("DELETE FROM users WHERE username LIKE 'api.%'")
 
 
 @pytest.fixture(scope="module")
@@ -112,12 +113,12 @@ def test_cli_users_and_keys(settings: Settings, client: TestClient) -> None:
     r = runner.invoke(cli, ["users", "list"], env=env)
     assert r.exit_code == 0 and "api.cli" in r.output and "19753" in r.output
 
-    r = runner.invoke(cli, ["apikey", "create", "--role", "planner", "--name", "qgis"], env=env)
+    r = runner.invoke(cli, ["apikey", "create", "--role", "planner", "--name", "api.qgis"], env=env)
     assert r.exit_code == 0, r.output
     key = r.output.strip()
     assert client.get("/auth/me", headers={"X-API-Key": key}).json()["role"] == "planner"
     r = runner.invoke(cli, ["apikey", "list"], env=env)
-    assert "qgis" in r.output and key not in r.output
+    assert "api.qgis" in r.output and key not in r.output
     r = runner.invoke(cli, ["apikey", "revoke", key.split("_")[1]], env=env)
     assert r.exit_code == 0, r.output
     assert client.get("/auth/me", headers={"X-API-Key": key}).status_code == 401

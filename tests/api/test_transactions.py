@@ -14,6 +14,8 @@ from shapely.geometry import box, mapping, shape
 from api.app import create_app
 from gis.auth.accounts import create_api_key
 from gis.settings import Settings
+from gis.sqlbuild import table_ref
+from layers import VECTOR_LAYERS
 from tests.common import DAI_NOI_LONLAT, HANOI_LONLAT, TRUONG_TIEN_LONLAT
 
 TO_9214 = Transformer.from_crs(4326, 9214, always_xy=True)
@@ -52,6 +54,11 @@ def keys(database_url: str) -> Iterator[dict[str, dict[str, str]]]:
 def client(settings: Settings, keys) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as c:
         yield c
+    # The session database is shared: remove what these tests wrote (the audit stays).
+    with psycopg.connect(settings.dsn) as conn:
+        for layer in VECTOR_LAYERS.values():
+            if layer.editable:
+                conn.execute(f"DELETE FROM {table_ref(layer)} WHERE source = 'api'")
 
 
 def _parcel(no: str, geometry: dict | None = None, **props: object) -> dict:
