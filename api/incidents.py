@@ -393,8 +393,8 @@ async def _sse(request: Request, pool: asyncpg.Pool, dsn: str, flt: feed.FeedFil
     sent = 0
     seen: set[int] = set()
     order: collections.deque[int] = collections.deque()
-    yield b"retry: 2000\n\n"
     async with feed.listen(dsn) as queue:
+        yield b"retry: 2000\n\n"  # the client knows it is listening from here on
         rows = await feed.events_after(pool, after, flt) if after is not None else []
         while True:
             for row in rows:
