@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test bench lint system venv db-up demo clean-db help
+.PHONY: run test bench lint system venv web db-up demo clean-db help
 
 help:
 	@echo "make run    set everything up, load the demo data, serve on http://$(HOST):$(PORT)"
@@ -23,7 +23,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
-venv: system $(STAMP)
+venv: system $(STAMP) web
+
+# MapLibre GL JS (served by the app) and the style-spec validator (tests), from the npm
+# registry at the versions of web/package-lock.json; nothing is bundled or committed.
+WEB_STAMP := web/node_modules/.installed-stamp
+$(WEB_STAMP): web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(WEB_STAMP)
+
+web: system $(WEB_STAMP)
 
 # Starts the managed cluster unless HUEGIS_DATABASE_URL points elsewhere, then migrates.
 db-up: venv
