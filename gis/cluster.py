@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from gis.errors import ClusterError
 from gis.settings import Settings
@@ -180,13 +181,17 @@ def _cmdline(pid: int) -> list[str]:
 
 
 def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a killed server nobody reaped yet)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _cwd_holders(datadir: Path) -> list[int]:
@@ -427,7 +432,8 @@ class Cluster:
         return {"initialized": self.initialized(), "running": info is not None,
                 "pid": info.pid if info else None, "datadir": str(self.datadir),
                 "socket": str(socket_dir / f".s.PGSQL.{socket_port}"),
-                "url": f"postgresql://postgres@/{db}?host={socket_dir}&port={socket_port}",
+                "url": f"postgresql://postgres@/{db}?host={quote(str(socket_dir), safe='/')}"
+                       f"&port={socket_port}",
                 "tcp_url": self.tcp_url(info) if info else None}
 
     # ------------------------------------------------------------------------------ up/down
@@ -478,6 +484,10 @@ class Cluster:
         """Create the data directory with ``initdb`` and the managed configuration."""
         bindir = bindir or find_pg_bindir()
         user = user if user is not None else _run_as_user()
+        try:
+            self.settings.var_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise self._dir_error(self.settings.var_dir, e) from None
         if user:
             self._prepare_root_dirs(user)
         try:
@@ -531,9 +541,12 @@ class Cluster:
         if e.errno == errno.EROFS:
             return _fail(f"{path} is on a read-only file system",
                          "set HUEGIS_VAR_DIR to a writable directory", self.logfile)
-        return _fail(f"{path} is not writable by user {me} ({e.strerror})",
-                     f"set HUEGIS_VAR_DIR to a directory {me} can write, or give it to {me}: "
-                     f"sudo chown -R {me} {path}", self.logfile)
+        if e.errno in (errno.EACCES, errno.EPERM):
+            return _fail(f"{path} is not writable by user {me} ({e.strerror})",
+                         f"set HUEGIS_VAR_DIR to a directory {me} can write, or give it to "
+                         f"{me}: sudo chown -R {me} {path}", self.logfile)
+        return _fail(f"cannot use {path}: {e.strerror}",
+                     "set HUEGIS_VAR_DIR to a directory you can write", self.logfile)
 
     def _check_dirs(self, user: str | None) -> None:
         """The var and data directories exist or can be made, and belong to the server user."""
@@ -591,9 +604,12 @@ class Cluster:
                         f"{var}", self.logfile)
 
     def _recover_stale_pidfile(self) -> None:
-        """Remove ``postmaster.pid`` left by a killed server once none of its processes is
-        left; the server refuses to start beside a live one, so this only ever removes a stale
-        file."""
+        """Remove ``postmaster.pid`` and the socket lock left by a killed server, once none
+        of its processes is left (called only when no live server owns the pid file)."""
+        sock_lock = self.settings.socket_dir / f".s.PGSQL.{self.settings.pg_socket_port}.lock"
+        other = PidFile.read(sock_lock)
+        if other is not None and not _alive(other.pid):
+            sock_lock.unlink(missing_ok=True)
         info = PidFile.read(self.pidfile)
         if info is None:
             return

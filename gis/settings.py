@@ -6,6 +6,7 @@ Settings are passed to the functions that need them, never kept as module global
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -93,9 +94,11 @@ class Settings(BaseSettings):
         return self.pg_port or 5439
 
     def managed_url(self, database: str | None = None) -> str:
-        """URL of a database in the managed cluster (over its Unix socket)."""
+        """URL of a database in the managed cluster (over its Unix socket; the directory is
+        percent-encoded, so a checkout path may hold spaces)."""
         db = database or self.pg_database
-        return f"postgresql://postgres@/{db}?host={self.socket_dir}&port={self.pg_socket_port}"
+        host = quote(str(self.socket_dir), safe="/")
+        return f"postgresql://postgres@/{db}?host={host}&port={self.pg_socket_port}"
 
     @property
     def dsn(self) -> str:
