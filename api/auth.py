@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Request, Security
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from gis.auth import PUBLIC, Principal
 from gis.auth.resolve import authenticate, principal_for_key, principal_for_token
@@ -36,6 +37,14 @@ async def current_principal(request: Request) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+# The two schemes as OpenAPI sees them (the "Authorize" button of /docs): a route lists them
+# with ``dependencies=SECURITY``; they only document, ``current_principal`` does the work.
+API_KEY_SCHEME = APIKeyHeader(name="X-API-Key", auto_error=False,
+                              description="An API key from `huegis apikey create`")
+BEARER_SCHEME = OAuth2PasswordBearer(tokenUrl="auth/token", auto_error=False,
+                                     description="A bearer token from /auth/token")
+SECURITY = [Security(API_KEY_SCHEME), Security(BEARER_SCHEME)]
 
 
 @dataclass
@@ -66,7 +75,7 @@ class AuthRouter:
             access, ttl = issue_token(settings, who.user_id, who.name, who.role)
             return {"access_token": access, "token_type": "bearer", "expires_in": ttl}
 
-        @r.get("/auth/me", summary="Who am I")
+        @r.get("/auth/me", summary="Who am I", dependencies=SECURITY)
         async def me(principal: PrincipalDep) -> dict:
             """The caller as the service sees it: role, name and (inspectors) wards."""
             return {"role": principal.role, "name": principal.name,

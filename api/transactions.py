@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import asyncpg
 from fastapi import APIRouter, Header, Request, Response
 
+from api.auth import SECURITY
 from api.deps import LayerDep, PoolDep, PrincipalDep, SettingsDep, base_url
+from gis.auth import Principal
 from gis.crs import CRS84_URI
 from gis.errors import InvalidParameter, PayloadTooLarge, UnsupportedMediaType
 from gis.features import transactions as tx
 from gis.settings import Settings
+from layers import Layer
 
 GEOJSON = "application/geo+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -43,6 +48,17 @@ async def _body(request: Request, settings: Settings, accepted: tuple[str, ...])
         raise InvalidParameter(f"the body is not valid JSON: {exc}") from None
 
 
+async def _change(request: Request, pool: asyncpg.Pool, settings: Settings, layer: Layer,
+                  principal: Principal, accepted: tuple[str, ...],
+                  write: Callable[[asyncpg.Connection, object], Awaitable[tx.Written]]
+                  ) -> tx.Written:
+    """Check the caller may edit (before reading the body), read the body, write it."""
+    tx.check_may_edit(layer, principal)
+    doc = await _body(request, settings, accepted)
+    async with pool.acquire() as conn:
+        return await write(conn, doc)
+
+
 def _feature_response(written: tx.Written, status: int = 200,
                       location: str | None = None) -> Response:
     headers = {"Content-Crs": f"<{CRS84_URI}>"}
@@ -69,7 +85,8 @@ ContentCrs = Annotated[str | None, Header(
 class TransactionsRouter:
     """POST ``/collections/{id}/items``; PUT, PATCH, DELETE ``…/items/{featureId}``."""
 
-    router: APIRouter = field(default_factory=lambda: APIRouter(tags=["Features"]))
+    router: APIRouter = field(default_factory=lambda: APIRouter(tags=["Features"],
+                                                                dependencies=SECURITY))
 
     def __post_init__(self) -> None:
         self.register_routes()
@@ -85,10 +102,9 @@ class TransactionsRouter:
                          settings: SettingsDep, principal: PrincipalDep,
                          content_crs: ContentCrs = None) -> Response:
             """Add a GeoJSON Feature to an editable collection (201 with its Location)."""
-            tx.check_may_edit(layer, principal)
-            doc = await _body(request, settings, _FEATURE_TYPES)
-            async with pool.acquire() as conn:
-                written = await tx.create(conn, layer, principal, doc, content_crs)
+            written = await _change(request, pool, settings, layer, principal, _FEATURE_TYPES,
+                                    lambda conn, doc: tx.create(conn, layer, principal, doc,
+                                                                content_crs))
             where = f"{base_url(request, settings)}/collections/{layer.id}/items/{written.id}"
             return _feature_response(written, 201, where)
 
@@ -99,12 +115,10 @@ class TransactionsRouter:
                           if_match: IfMatch = None, content_crs: ContentCrs = None
                           ) -> Response:
             """Replace a feature's geometry and properties (needs If-Match)."""
-            tx.check_may_edit(layer, principal)
-            doc = await _body(request, settings, _FEATURE_TYPES)
-            async with pool.acquire() as conn:
-                written = await tx.replace(conn, layer, principal, feature_id, doc, if_match,
-                                           content_crs)
-            return _feature_response(written)
+            return _feature_response(await _change(
+                request, pool, settings, layer, principal, _FEATURE_TYPES,
+                lambda conn, doc: tx.replace(conn, layer, principal, feature_id, doc, if_match,
+                                             content_crs)))
 
         @r.patch(item, summary="Update a feature (JSON merge patch)", response_class=Response,
                  openapi_extra=_PATCH_BODY)
@@ -113,12 +127,10 @@ class TransactionsRouter:
                          if_match: IfMatch = None, content_crs: ContentCrs = None
                          ) -> Response:
             """Change some properties or the geometry of a feature (needs If-Match)."""
-            tx.check_may_edit(layer, principal)
-            patch = await _body(request, settings, (MERGE_PATCH, *_FEATURE_TYPES))
-            async with pool.acquire() as conn:
-                written = await tx.update(conn, layer, principal, feature_id, patch, if_match,
-                                          content_crs)
-            return _feature_response(written)
+            return _feature_response(await _change(
+                request, pool, settings, layer, principal, (MERGE_PATCH, *_FEATURE_TYPES),
+                lambda conn, doc: tx.update(conn, layer, principal, feature_id, doc, if_match,
+                                            content_crs)))
 
         @r.delete(item, status_code=204, summary="Delete a feature (planners, admins)",
                   response_class=Response)

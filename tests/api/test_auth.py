@@ -125,3 +125,12 @@ def test_cli_users_and_keys(settings: Settings, client: TestClient) -> None:
     r = runner.invoke(cli, ["apikey", "create", "--role", "inspector", "--ward", "00000"],
                       env=env)
     assert r.exit_code == 2 and "unknown ward" in r.output
+
+
+def test_openapi_declares_both_schemes(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["APIKeyHeader"]["name"] == "X-API-Key"
+    assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "auth/token"
+    post = doc["paths"]["/collections/{collection_id}/items"]["post"]
+    assert {"APIKeyHeader": []} in post["security"]
