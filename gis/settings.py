@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     tile_cache_memory_mb: int = Field(default=256, description="In-process tile cache size (MB)")
     tile_max_bytes: int = Field(default=500_000, description="Size budget of one vector tile")
     tile_max_age: int = Field(
-        default=0, description="Cache-Control max-age of tiles (s); 0: no-cache (revalidate by ETag)")
+        default=0, description="Cache-Control max-age of tiles (s); 0: revalidate by ETag")
     basemap_url: str | None = Field(
         default=None, description="XYZ raster basemap template for the web map ({z}/{x}/{y}); "
         "unset: the city outline, wards and generalized layers are the base")
