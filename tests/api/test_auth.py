@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from api.app import create_app
 from api.cli import app as cli
 from gis.auth.accounts import create_api_key, create_user, revoke_api_key
+from gis.auth.tokens import decode_token
 from gis.settings import Settings
 
 WARD = "19753"
@@ -134,3 +135,35 @@ def test_openapi_declares_both_schemes(client: TestClient) -> None:
     assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "auth/token"
     post = doc["paths"]["/collections/{collection_id}/items"]["post"]
     assert {"APIKeyHeader": []} in post["security"]
+
+
+def test_tokens_work_across_the_workers_of_a_real_server(live_server: str,
+                                                          demo_settings: Settings) -> None:
+    """``huegis serve --workers 2``: a token signed by one worker is accepted by the other
+    (the generated secret is shared through the var dir)."""
+    import httpx
+
+    with psycopg.connect(demo_settings.dsn) as c:
+        create_user(c, "live.planner", "live-password", "planner")
+    try:
+        # No keep-alive: each request is a new connection, taken by either worker.
+        limits = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(base_url=live_server, timeout=10, limits=limits) as http:
+            tokens = []
+            for _ in range(4):  # signed by whichever worker answers
+                r = http.post("/auth/token", data={"username": "live.planner",
+                                                   "password": "live-password"})
+                assert r.status_code == 200, r.text
+                tokens.append(r.json()["access_token"])
+            for token in tokens:
+                for _ in range(4):
+                    me = http.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
+                    assert me.status_code == 200 and me.json()["name"] == "live.planner"
+        secret_file = demo_settings.var_dir / "jwt-secret"
+        assert secret_file.stat().st_mode & 0o777 == 0o600
+        for token in tokens:  # every worker signed with the one shared secret
+            assert decode_token(Settings(jwt_secret=secret_file.read_text()), token)["name"] \
+                == "live.planner"
+    finally:
+        with psycopg.connect(demo_settings.dsn) as c:
+            c.execute("DELETE FROM users WHERE username = 'live.planner'")
