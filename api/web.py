@@ -20,6 +20,7 @@ from gis import styles
 from gis.errors import InvalidParameter, NotFound
 from gis.settings import PROJECT_ROOT, Settings
 from layers import VECTOR_LAYERS
+from layers.incidents import INCIDENT_CATEGORIES, INCIDENT_STATUSES
 
 WEB_DIR = PROJECT_ROOT / "web"
 STATIC_DIRS = {"vendor/maplibre-gl": WEB_DIR / "node_modules" / "maplibre-gl" / "dist",
@@ -154,6 +155,36 @@ class WebRouter:
             csp = {"Content-Security-Policy": f"frame-ancestors {settings.frame_ancestors}"}
             return render("map.html", headers=csp, config=cfg, base=cfg["base"], embed=True,
                           lang=lang or "vi", title="Bản đồ Huế")
+
+        def staff_page(page: str, title: str, request: Request, settings: Settings,
+                       lang: str | None, **extra: Any) -> HTMLResponse:
+            cfg = page_config(request, settings, lang=lang)
+            return render(f"{page}.html", headers=same_origin, config=cfg, base=cfg["base"],
+                          page=page, lang=lang or "vi", title=title, **extra)
+
+        @r.get("/inspector", response_class=HTMLResponse, summary="The inspector map")
+        async def inspector(request: Request, settings: SettingsDep,
+                            lang: LangQuery = None) -> HTMLResponse:
+            """Inspectors (sign-in): their wards' reports, filters, details, actions, live."""
+            return staff_page("inspector", "Bản đồ cán bộ kiểm tra", request, settings, lang,
+                              statuses=INCIDENT_STATUSES,
+                              categories=list(INCIDENT_CATEGORIES.items()))
+
+        @r.get("/dashboard", response_class=HTMLResponse,
+               summary="The operations-center dashboard")
+        async def dashboard(request: Request, settings: SettingsDep,
+                            lang: LangQuery = None) -> HTMLResponse:
+            """Key figures, trend, hexagon heatmap and ward choropleth, refreshed live."""
+            return staff_page("dashboard", "Trung tâm điều hành", request, settings, lang)
+
+        @r.get("/planner", response_class=HTMLResponse, summary="The planner page")
+        async def planner(request: Request, settings: SettingsDep,
+                          lang: LangQuery = None) -> HTMLResponse:
+            """What's here, intersects and flood exposure of an area, exports."""
+            layers = [(i, VECTOR_LAYERS[i].title) for i in ("parcels", "construction",
+                                                           "tourism", "health", "education")]
+            return staff_page("planner", "Công cụ quy hoạch", request, settings, lang,
+                              collections=layers)
 
         @r.get("/static/{path:path}", summary="Static files of the web pages",
                include_in_schema=False)

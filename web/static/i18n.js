@@ -12,6 +12,12 @@ window.HueI18n = (function () {
       signout: "Đăng xuất", status: "Trạng thái", category: "Loại", overdue: "Quá hạn",
       all: "Tất cả", assign: "Giao", change_status: "Đổi trạng thái", add_note: "Thêm ghi chú",
       save: "Lưu", history: "Lịch sử", photos: "Ảnh", live: "Trực tiếp",
+      inspector_title: "Bản đồ cán bộ kiểm tra", dashboard_title: "Trung tâm điều hành", planner_title: "Công cụ quy hoạch",
+      figure: "Chỉ số", k_total: "Phản ánh", k_processed: "Đã xử lý", k_on_time: "Đúng hạn", k_satisfaction: "Hài lòng",
+      choropleth: "Theo phường, xã", heatmap: "Điểm nóng", trend: "Xu hướng (theo tuần)", per_ward: "Từng phường, xã", ward: "Phường, xã",
+      tools: "Công cụ", draw: "Vẽ vùng", finish: "Kết thúc vùng", clear: "Xóa", upload: "Hoặc tải lên vùng GeoJSON",
+      collection: "Lớp giao cắt", flood_layer: "Độ sâu ngập (ảnh)", hint: "Nhấn vào bản đồ để xem thông tin tại chỗ.",
+      export: "Xuất dữ liệu", export_flood: "Thửa bị ngập:", whats_here: "Tại đây có gì", area_results: "Trong vùng", flood_results: "Ngập lụt",
     },
     en: {
       title: "Huế map", search_label: "Search places", search_placeholder: "Search wards, places…",
@@ -23,6 +29,12 @@ window.HueI18n = (function () {
       signout: "Sign out", status: "Status", category: "Category", overdue: "Overdue",
       all: "All", assign: "Assign", change_status: "Change status", add_note: "Add note",
       save: "Save", history: "History", photos: "Photos", live: "Live",
+      inspector_title: "Inspector map", dashboard_title: "Operations center", planner_title: "Planner tools",
+      figure: "Figure", k_total: "Reports", k_processed: "Processed", k_on_time: "On time", k_satisfaction: "Satisfied",
+      choropleth: "By ward", heatmap: "Hotspots", trend: "Trend (weekly)", per_ward: "Per ward", ward: "Ward",
+      tools: "Tools", draw: "Draw an area", finish: "Finish the area", clear: "Clear", upload: "Or upload a GeoJSON polygon",
+      collection: "Layer to intersect", flood_layer: "Flood depth (raster)", hint: "Click the map for what is there.",
+      export: "Export", export_flood: "Flood exposure:", whats_here: "What's here", area_results: "In the area", flood_results: "Flood",
     },
   };
   function chooseLang(explicit) {
