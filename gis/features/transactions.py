@@ -241,7 +241,11 @@ async def place(conn: asyncpg.Connection, layer: Layer, geojson: Mapping, srid: 
     """Validate ``geojson`` (given in ``srid``), bring it to EPSG:4326, check it is in Huế and
     compute the layer's derived fields."""
     geom = _geometry(layer, geojson, lat_first)
-    row = await conn.fetchrow(_derived_sql(layer), shapely.to_wkb(geom), srid)
+    try:
+        row = await conn.fetchrow(_derived_sql(layer), shapely.to_wkb(geom), srid)
+    except (asyncpg.InternalServerError, asyncpg.DataError) as exc:  # PROJ cannot transform
+        raise InvalidGeometry(f"geometry: cannot be read in EPSG:{srid} "
+                              f"({exc.args[0] if exc.args else exc})") from None
     if not row["valid"]:
         raise InvalidGeometry("geometry: invalid once transformed to EPSG:4326")
     if not row["inside"]:

@@ -196,6 +196,10 @@ def test_polygon_in_vn2000_stored_correctly(client, keys, conn) -> None:
     assert shape(r.json()["geometry"]).centroid.x == pytest.approx(DAI_NOI_LONLAT[0], abs=1e-6)
     r = _post(client, _parcel("BADCRS-1"), keys["planner"], headers={"Content-Crs": "EPSG:2154"})
     assert r.status_code == 400 and r.json()["code"] == "UnknownCRS"
+    huge = {"type": "Polygon", "coordinates": [[[0, 0], [1e30, 0], [1e30, 1e30], [0, 0]]]}
+    r = _post(client, _parcel("HUGE-1", huge), keys["planner"],
+              headers={"Content-Crs": "<http://www.opengis.net/def/crs/EPSG/0/3405>"})
+    assert r.status_code == 400 and r.json()["code"] == "InvalidGeometry"
 
 
 BOWTIE = {"type": "Polygon", "coordinates": [[
@@ -213,6 +217,7 @@ BOWTIE = {"type": "Polygon", "coordinates": [[
      "takes MultiPolygon, not Point"),
     (_parcel("B-5", BOWTIE), "InvalidGeometry", "Self-intersection"),
     (_parcel("B-6", _square(*HANOI_LONLAT)), "OutsideHue", "outside Huế"),
+    (_parcel("B-8", address="nul \u0000 byte"), "InvalidParameterValue", "refused by the"),
     (_parcel("B-7", {"type": "Polygon", "coordinates": "nope"}), "InvalidParameterValue",
      "geometry.coordinates"),
     ({"type": "FeatureCollection", "features": []}, "InvalidParameterValue", "required"),
