@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Annotated, Any
 
 import asyncpg
@@ -50,6 +51,12 @@ PointCrs = Annotated[str | None, Query(alias="point-crs",
 OutCrs = Annotated[str | None, Query(description="CRS of returned geometries (default CRS84)")]
 Fmt = Annotated[str | None, Query(description="json (default), geojson, csv or gpkg")]
 Limit = Annotated[int | None, Query(description="Most features in a JSON answer")]
+
+
+@lru_cache(maxsize=64)
+def _whats_here_sql(crs: ApiCRS, role: str) -> str:
+    """The what's-here SQL per output CRS and role (fields depend on the role only)."""
+    return q.whats_here_sql(crs, Principal(role))  # type: ignore[arg-type]
 
 
 def _outside(where: str) -> OutsideHue:
@@ -156,7 +163,7 @@ class QueriesRouter:
             fmt = download_format(f, request)
             out = parse_api_crs(crs)
             x, y = q.parse_point(lon, lat, parse_api_crs(point_crs))
-            row = await pool.fetchrow(q.whats_here_sql(out, principal), x, y)
+            row = await pool.fetchrow(_whats_here_sql(out, principal.role), x, y)
             ward = json.loads(row[0]) if row[0] else None
             if ward is None:
                 raise _outside(f"({lon}, {lat})")
@@ -183,7 +190,7 @@ class QueriesRouter:
                          for ft in doc[key]]
             rows += [{**ft, "properties": {"layer": k, **ft["properties"]}}
                      for k, ft in nearest.items() if ft]
-            names: list[str] = []
+            names: list[str] = ["id"]
             for ft in rows:
                 names += [n for n in ft["properties"] if n not in names]
             texts = [json.dumps(ft, ensure_ascii=False) for ft in rows]

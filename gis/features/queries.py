@@ -24,7 +24,7 @@ import shapely
 from gis.errors import InvalidGeometry, InvalidParameter
 from gis.features.request import CRS84, ApiCRS
 from gis.raster import transformer
-from gis.sqlbuild import ident, table_ref, visible_fields
+from gis.sqlbuild import id_is_integer, ident, table_ref, visible_fields
 from layers import VECTOR_LAYERS, Layer
 
 if TYPE_CHECKING:
@@ -161,6 +161,9 @@ def feature_fields(layer: Layer, principal: Principal | None,
     """Columns and catalog types of a query's features (for CSV/GeoPackage downloads)."""
     names = visible_fields(layer, principal=principal)
     types = {f.name: f.type for f in layer.fields if f.name in names}
+    if layer.id_column not in names:  # the feature id, as a column
+        names.insert(0, "id")
+        types["id"] = "int" if id_is_integer(layer) else "text"
     return names + [n for n in extra if n not in names], {**types, **dict.fromkeys(extra,
                                                                                    "float")}
 

@@ -217,7 +217,8 @@ class FeatureBatcher:
 
     Column types come from ``types`` (catalog types: int, float, bool, text, date…) or,
     when missing, from the first value seen, and stay the same for every chunk (a GeoPackage
-    layer has one schema). Unknown properties are dropped, missing ones are null.
+    layer has one schema). Unknown properties are dropped, missing ones are null; a column
+    ``id`` takes the feature's ``id`` when the properties have none.
 
     >>> b = FeatureBatcher(["n"], {"n": "int"})
     >>> c = b.chunk(['{"type": "Feature", "geometry": {"type": "Point", '
@@ -250,7 +251,10 @@ class FeatureBatcher:
         geoms: list[str | None] = []
         for text in texts:
             feature = json.loads(text)
-            props.append(feature.get("properties") or {})
+            p = feature.get("properties") or {}
+            if feature.get("id") is not None and "id" not in p:  # the feature's own id
+                p = {"id": feature["id"], **p}
+            props.append(p)
             g = feature.get("geometry")
             geoms.append(json.dumps(g) if g else None)
         data: dict[str, pd.array] = {}

@@ -318,6 +318,8 @@ def test_every_result_downloads(client: TestClient, fmt: str) -> None:
         df = pyogrio.read_dataframe(io.BytesIO(resp.content))
     assert len(df) == full["summary"]["count"]
     assert {"land_use", "area_m2", "intersection_m2"} <= set(df.columns)
+    if fmt != "geojson":  # (GeoJSON keeps the id as the feature's id)
+        assert sorted(df["id"]) == sorted(f["id"] for f in full["features"])
     assert not set(PRIVATE) & set(df.columns)
     for path, params, body in (
             ("/query/whats-here", {"lon": DAI_NOI_LONLAT[0], "lat": DAI_NOI_LONLAT[1]}, None),
