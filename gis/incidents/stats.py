@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from dataclasses import dataclass
 
 import asyncpg
@@ -118,29 +119,43 @@ async def figures(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
 async def hexbins(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
                   size_m: float = 500.0) -> dict:
     """A hexagon heatmap as a GeoJSON FeatureCollection: hexagons of ``size_m`` metres (edge)
-    on a grid in VN-2000 / TM-3 107-00 (EPSG:9214), with the count of reports in each, from
-    the public view (public-order points rounded). Empty hexagons are left out."""
+    of the ``ST_HexagonGrid``/``ST_Hexagon`` tiling of VN-2000 / TM-3 107-00 (EPSG:9214, origin
+    0,0), with the count of reports in each, from the public view (public-order points
+    rounded). Each point is counted once, in the hexagon whose centre is nearest (the cell
+    containing it); empty hexagons are left out.
+
+    Column ``i`` of the tiling is centred at x = 1.5·s·i, row ``j`` at
+    y = h·(2j + |i mod 2|) with h = s·√3/2: the point's cell is the nearest centre among the
+    three candidate columns."""
     if not 100 <= size_m <= 20_000:
         raise InvalidParameter("size: hexagon edge in metres, 100 to 20000")
     where, args = q.where("i")
     row = await conn.fetchrow(
         f"""
         WITH pts AS (
-          SELECT ST_Transform(i.geom, 9214) AS g FROM incidents_public i WHERE {where}),
-        ext AS (SELECT ST_SetSRID(ST_Extent(g), 9214) AS e, count(*) AS n FROM pts),
-        grid AS (SELECT h.geom, h.i, h.j FROM ext, ST_HexagonGrid($5, ext.e) h
-                 WHERE ext.n > 0)
+          SELECT ST_X(g) AS x, ST_Y(g) AS y
+          FROM (SELECT ST_Transform(i.geom, 9214) AS g FROM incidents_public i
+                WHERE {where}) p),
+        cells AS (
+          SELECT c.i, c.j, count(*) AS n
+          FROM pts, LATERAL (
+            SELECT k.ci AS i, k.cj AS j FROM (
+              SELECT ci, round((pts.y / $6 - abs(ci % 2)) / 2)::int AS cj
+              FROM (SELECT round(pts.x / (1.5 * $5))::int + d AS ci
+                    FROM (VALUES (-1), (0), (1)) v(d)) a) k
+            ORDER BY (pts.x - 1.5 * $5 * k.ci) ^ 2
+                   + (pts.y - $6 * (2 * k.cj + abs(k.ci % 2))) ^ 2, k.ci, k.cj
+            LIMIT 1) c
+          GROUP BY 1, 2)
         SELECT json_build_object('type', 'FeatureCollection', 'features',
           coalesce(json_agg(json_build_object(
             'type', 'Feature', 'id', c.i || ',' || c.j,
-            'geometry', ST_AsGeoJSON(ST_Transform(c.geom, 4326), 6)::json,
+            'geometry', ST_AsGeoJSON(ST_Transform(ST_SetSRID(ST_Hexagon($5, c.i, c.j), 9214),
+                                                  4326), 7)::json,
             'properties', json_build_object('count', c.n, 'i', c.i, 'j', c.j))
-            ORDER BY c.i, c.j), '[]'::json))::text AS fc,
-          (SELECT count(*) FROM grid) AS cells
-        FROM (SELECT grid.geom, grid.i, grid.j, count(*) AS n
-              FROM grid JOIN pts ON ST_Intersects(grid.geom, pts.g)
-              GROUP BY grid.geom, grid.i, grid.j) c
-        """, *args, size_m)
+            ORDER BY c.i, c.j), '[]'::json))::text AS fc
+        FROM cells c
+        """, *args, size_m, size_m * math.sqrt(3) / 2)
     out = json.loads(row["fc"])
     out["size_m"] = size_m
     out["crs_of_grid"] = "EPSG:9214"

@@ -9,6 +9,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterator
 
+import numpy as np
 import psycopg
 import pyproj
 import pytest
@@ -28,6 +29,10 @@ TO_M = pyproj.Transformer.from_crs(4326, 9214, always_xy=True).transform
 def demo(demo_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(demo_settings)) as c:
         yield c
+
+
+def _to_m(xy: np.ndarray) -> np.ndarray:
+    return np.column_stack(TO_M(xy[:, 0], xy[:, 1]))
 
 
 def _rows(dsn: str) -> list[dict]:
@@ -134,10 +139,14 @@ def test_hexbins_count_every_report_once(demo: TestClient, demo_settings: Settin
     assert sum(f["properties"]["count"] for f in fc["features"]) == len(rows)
     hexes = [shape(f["geometry"]) for f in fc["features"]]
     assert all(len(h.exterior.coords) == 7 for h in hexes)
-    metric = shapely.transform(hexes[0], lambda xy: __import__("numpy").column_stack(
-        TO_M(xy[:, 0], xy[:, 1])))
+    metric = shapely.transform(hexes[0], _to_m)
     # a regular hexagon of edge s has area 3√3/2 s²
     assert metric.area == pytest.approx(3 * 3 ** 0.5 / 2 * 1000 ** 2, rel=0.002)
-    for row in rows[:200]:
-        p = Point(row["lon"], row["lat"])
-        assert sum(h.buffer(1e-7).contains(p) for h in hexes) >= 1
+    # every report is counted in the hexagon that contains it (shapely, in EPSG:9214)
+    tree = shapely.STRtree([shapely.transform(h, _to_m) for h in hexes])
+    counts = [0] * len(hexes)
+    for row in rows:
+        hit = tree.query(Point(TO_M(row["lon"], row["lat"])), predicate="within")
+        assert len(hit) == 1
+        counts[hit[0]] += 1
+    assert counts == [f["properties"]["count"] for f in fc["features"]]
