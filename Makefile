@@ -11,6 +11,8 @@ PORT   ?= 8000
 help:
 	@echo "make run    set everything up, load the demo data, serve on http://$(HOST):$(PORT)"
 	@echo "make test   set everything up and run the whole test suite"
+	@echo "make run PORT=8123   another port (any number of checkouts run side by side)"
+	@echo "huegis db status     the local database's URLs (psql, QGIS, DBeaver)"
 	@echo "make bench  run the benchmarks (bench/README.md)"
 	@echo "make lint   ruff"
 
@@ -44,8 +46,11 @@ demo: db-up
 run: demo
 	$(BIN)/huegis serve --host $(HOST) --port $(PORT)
 
+# The managed cluster is started first (unless the tests use another server), so a failure
+# to start says why once, instead of in every test.
 test: venv
 	$(BIN)/ruff check gis api layers tests bench migrations scripts
+	@test -n "$$HUEGIS_TEST_DATABASE_URL" || $(BIN)/huegis db up
 	$(BIN)/python -m pytest tests gis layers --doctest-modules
 
 lint: venv
