@@ -33,7 +33,6 @@ from gis.errors import (
 from gis.features import queries as q
 from gis.features import rasterstats as rs
 from gis.features.request import ApiCRS, parse_api_crs
-from gis.io.stream import crs_header
 from gis.raster import transformer
 from gis.settings import Settings
 from layers import RASTER_LAYERS, VECTOR_LAYERS, Layer
@@ -57,6 +56,13 @@ Limit = Annotated[int | None, Query(description="Most features in a JSON answer"
 def _whats_here_sql(crs: ApiCRS, role: str) -> str:
     """The what's-here SQL per output CRS and role (fields depend on the role only)."""
     return q.whats_here_sql(crs, Principal(role))  # type: ignore[arg-type]
+
+
+def _out_crs(crs: str | None, fmt: str | None) -> ApiCRS:
+    """The CRS of returned geometries; files (downloads) are always x/y (lon/lat) order, as
+    GDAL writes and reads them, so EPSG:4326 is written as CRS84 there."""
+    out = parse_api_crs(crs)
+    return ApiCRS(out.srid) if fmt is not None else out
 
 
 def _outside(where: str) -> OutsideHue:
@@ -122,7 +128,7 @@ def _collection(features: str | list, crs: ApiCRS, **members: Any) -> Response:
     head = json.dumps({"type": "FeatureCollection", **members}, ensure_ascii=False)
     body = features if isinstance(features, str) else "[" + ",".join(features) + "]"
     return Response(head[:-1] + ', "features": ' + body + "}", media_type=GEOJSON,
-                    headers=crs_header(crs.srid))
+                    headers={"Content-Crs": f"<{crs.uri}>"})
 
 
 async def _raster_path(pool: asyncpg.Pool, raster: str) -> str:
@@ -161,7 +167,7 @@ class QueriesRouter:
             """Ward, parcels, construction, flood depth, elevation and the nearest health,
             education and tourism feature (geodesic metres) at a point."""
             fmt = download_format(f, request)
-            out = parse_api_crs(crs)
+            out = _out_crs(crs, fmt)
             x, y = q.parse_point(lon, lat, parse_api_crs(point_crs))
             row = await pool.fetchrow(_whats_here_sql(out, principal.role), x, y)
             ward = json.loads(row[0]) if row[0] else None
@@ -180,7 +186,8 @@ class QueriesRouter:
                    "nearest": nearest}
             if fmt is None:
                 return Response(json.dumps(doc, ensure_ascii=False),
-                                media_type="application/json", headers=crs_header(out.srid))
+                                media_type="application/json",
+                                headers={"Content-Crs": f"<{out.uri}>"})
             point = {"type": "Feature", "geometry": _geojson(shapely.Point(x, y), out),
                      "properties": {"layer": "location", "ward_code": ward["gso_code"],
                                     "ward_name": ward["name"], **values}}
@@ -208,7 +215,7 @@ class QueriesRouter:
             fmt = download_format(f, request)
             layer = vector_layer(collection)
             q.check_k(k)
-            out = parse_api_crs(crs)
+            out = _out_crs(crs, fmt)
             x, y = q.parse_point(lon, lat, parse_api_crs(point_crs))
             if not await pool.fetchval(q.in_city_sql(), x, y):
                 raise _outside(f"({lon}, {lat})")
@@ -231,7 +238,7 @@ class QueriesRouter:
             layer = vector_layer(collection)
             d = q.check_distance(distance)
             lim = _limit(limit, settings)
-            out = parse_api_crs(crs)
+            out = _out_crs(crs, fmt)
             x, y = q.parse_point(lon, lat, parse_api_crs(point_crs))
             if not await pool.fetchval(q.in_city_sql(), x, y):
                 raise _outside(f"({lon}, {lat})")
@@ -271,7 +278,7 @@ class QueriesRouter:
             """Features of `collection` intersecting `geometry`, with count, total area,
             area of the intersections (m², EPSG:9214) and areas by class (land use)."""
             fmt = download_format(f, request)
-            out = parse_api_crs(crs)
+            out = _out_crs(crs, fmt)
             lim = _limit(limit, settings)
             body, geom = await area_of(request, pool)
             layer = vector_layer(str(body.get("collection")))
@@ -299,7 +306,7 @@ class QueriesRouter:
             (pixel centres; every touched pixel with `all_touched`), and the area above
             `threshold` (e.g. flood depth > 0.5 m)."""
             fmt = download_format(f, request)
-            out = parse_api_crs(crs)
+            out = _out_crs(crs, fmt)
             body, geom = await area_of(request, pool, ("Polygon", "MultiPolygon"))
             path = await _raster_path(pool, str(body.get("raster")))
             pcts = body.get("percentiles", list(rs.DEFAULT_PERCENTILES))
@@ -328,7 +335,7 @@ class QueriesRouter:
                                crs: OutCrs = None, f: Fmt = None) -> Response:
             """The value of the raster cell containing a point (null on nodata)."""
             fmt = download_format(f, request)
-            out = parse_api_crs(crs)
+            out = _out_crs(crs, fmt)
             x, y = q.parse_point(lon, lat, parse_api_crs(point_crs))
             path = await _raster_path(pool, raster)
             if not await pool.fetchval(q.in_city_sql(), x, y):
@@ -350,7 +357,7 @@ class QueriesRouter:
             """The parcels intersecting `geometry` ranked by mean, then max, flood depth
             (area-weighted over the raster cells they overlap), with totals by land use."""
             fmt = download_format(f, request)
-            out = parse_api_crs(crs)
+            out = _out_crs(crs, fmt)
             lim = _limit(limit, settings)
             body, geom = await area_of(request, pool, ("Polygon", "MultiPolygon"))
             path = await _raster_path(pool, str(body.get("raster", "flood-depth")))

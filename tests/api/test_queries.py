@@ -426,3 +426,23 @@ def test_statement_timeout_is_503(demo_settings: Settings) -> None:
     with TestClient(create_app(slow)) as c:
         resp = c.post("/query/intersects", json={"collection": "parcels", "geometry": huge})
     error(resp, 503, "QueryTimeout")
+
+
+def test_output_crs_in_json_and_files(client: TestClient, tmp_path) -> None:
+    params = {"collection": "health", "lon": 107.6, "lat": 16.47, "k": 2}
+    crs84 = client.get("/query/nearest", params=params).json()["features"]
+    lat_first = client.get("/query/nearest", params={**params, "crs": "EPSG:4326"})
+    assert lat_first.headers["content-crs"] == "<http://www.opengis.net/def/crs/EPSG/0/4326>"
+    assert [f["geometry"]["coordinates"] for f in lat_first.json()["features"]] == [
+        f["geometry"]["coordinates"][::-1] for f in crs84]
+    resp = client.get("/query/nearest", params={**params, "crs": "EPSG:9214", "f": "gpkg"})
+    (tmp_path / "n.gpkg").write_bytes(resp.content)
+    df = pyogrio.read_dataframe(tmp_path / "n.gpkg")
+    assert df.crs.to_epsg() == 9214
+    expect = [TO_TM3.transform(*f["geometry"]["coordinates"]) for f in crs84]
+    got = [(g.x, g.y) for g in df.geometry]
+    assert np.allclose(got, expect, atol=0.01)
+    # Files are x/y whatever the CRS: EPSG:4326 is written longitude first.
+    resp = client.get("/query/nearest", params={**params, "crs": "EPSG:4326", "f": "csv"})
+    wkt = pd.read_csv(io.BytesIO(resp.content))["wkt"]
+    assert shapely.from_wkt(wkt[0]).x == pytest.approx(crs84[0]["geometry"]["coordinates"][0])
