@@ -210,7 +210,10 @@ _SPATIAL = {ast.GeometryIntersects: "ST_Intersects", ast.GeometryDisjoint: "ST_D
 def compile_filter(node: Any, scope: Scope, params: SQLParams) -> str:
     """SQL boolean expression for a parsed filter (identifiers from ``scope``, values in
     ``params``)."""
-    return _Compiler(scope, params).visit(node)
+    try:
+        return _Compiler(scope, params).visit(node)
+    except RecursionError:
+        raise InvalidFilter("filter is nested too deeply") from None
 
 
 @dataclass
@@ -304,6 +307,11 @@ class _Compiler:
         f = self._field(lhs)
         if isinstance(rhs, ast.Attribute):
             g = self._field(rhs)
+            kinds = [{"int": "number", "float": "number", "date": "time",
+                      "datetime": "time"}.get(x.type, x.type) for x in (f, g)]
+            if kinds[0] != kinds[1]:
+                raise InvalidFilter(f"cannot compare {f.name!r} ({f.type}) with {g.name!r} "
+                                    f"({g.type})")
             return f"{self.scope.column(f.name)} {op} {self.scope.column(g.name)}"
         if isinstance(rhs, ast.Node):
             raise InvalidFilter(f"cannot compare {f.name!r} with {rhs!r}")

@@ -412,11 +412,31 @@ def test_items_as_csv_and_geopackage(client: TestClient, central_parcels, tmp_pa
     ({"filter": "category = 'x'", "filter-crs": "EPSG:1"}, "UnknownCRS"),
     ({"filter-lang": "cql2-text"}, "InvalidParameterValue"),
     ({"bbox": "-1e10,-1e10,1e10,1e10", "bbox-crs": "EPSG:9214"}, "InvalidBBox"),
+    ({"filter": "category = rating"}, "InvalidParameterValue"),
+    ({"filter": " AND ".join(["rating = 1"] * 1500)}, "InvalidParameterValue"),
+    ({"filter": "LOWER(rating) = 'x'"}, "InvalidParameterValue"),
+    ({"filter": "S_INTERSECTS(category, POINT(107 16))"}, "InvalidParameterValue"),
 ])
 def test_bad_items_input_is_a_400(client: TestClient, params: dict, code: str) -> None:
     r = client.get(ITEMS.format("incidents"), params=params)
     assert r.status_code == 400, r.text
     assert r.json()["code"] == code and r.json()["description"]
+
+
+@pytest.mark.parametrize("text", ["(" * 3000 + "rating = 1" + ")" * 3000,
+                                  " OR ".join(["rating = 1"] * 3000), "x" * 30000])
+def test_pathological_filters_are_never_a_500(client: TestClient, text: str) -> None:
+    r = client.get(ITEMS.format("incidents"), params={"filter": text, "limit": 1})
+    assert r.status_code in (200, 400), r.status_code
+
+
+def test_datetime_needs_a_temporal_collection(client: TestClient) -> None:
+    r = client.get(ITEMS.format("parcels"), params={"datetime": "2025-01-01"})
+    assert r.status_code == 400 and "temporal" in r.json()["description"]
+    ok = client.get(ITEMS.format("construction"), params={"datetime": "2024-01-01/.."})
+    assert ok.status_code == 200 and all(
+        f["properties"]["issued_on"] >= "2024-01-01" for f in ok.json()["features"])
+    assert ok.json()["numberReturned"] > 0
 
 
 @pytest.mark.parametrize("url", ["/collections/parcels/items/abc",
