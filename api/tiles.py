@@ -27,6 +27,7 @@ from gis.tiles.invalidation import TileService
 from layers import VECTOR_LAYERS, Layer
 
 MVT = metadata.MVT_MEDIA_TYPE
+CollectionPath = Annotated[str, Path(description="Collection id from the catalog")]
 TMSPath = Annotated[str, Path(description="Tile matrix set: WebMercatorQuad or WorldCRS84Quad")]
 ZPath = Annotated[int, Path(description="Zoom level (tile matrix)")]
 YPath = Annotated[int, Path(description="Tile row")]
@@ -123,14 +124,18 @@ async def _extents(pool, layers: list[Layer]) -> list[tuple[float, ...] | None]:
     return out
 
 
-async def _mvt(request: Request, pool, settings: Settings, layers: list[Layer], tms_id: str,
-               z: int, x: int, y: int) -> Response:
+async def _mvt(request: Request, layers: list[Layer], tms_id: str, z: int, x: int, y: int
+               ) -> Response:
+    """The (cached) tile; the pool is only asked for on a miss, so a hit costs no
+    dependency resolution and no database."""
     tiles.check_tile(tiles.tile_matrix_set(tms_id), z, x, y)
     shown = [layer for layer in layers if generalize.mode_at(layer, z) != "none"]
     service = tile_service(request)
+    settings: Settings = request.app.state.settings
 
     def maker(layer: Layer) -> Callable[[], Awaitable[bytes]]:
         async def make() -> bytes:
+            pool = await request.app.state.pools.get()
             return await tiles.layer_tile(pool, layer, tms_id, z, x, y,
                                           max_bytes=settings.tile_max_bytes,
                                           max_features=settings.tile_max_features)
@@ -208,11 +213,10 @@ class TilesRouter:
                summary="A vector tile of one layer", response_class=Response,
                responses={200: {"content": {MVT: {}}}, 204: {"description": "Empty tile"},
                           304: {"description": "Not modified"}})
-        async def layer_tile(request: Request, layer: LayerDep, pool: PoolDep,
-                             settings: SettingsDep, tms_id: TMSPath, z: ZPath, y: YPath,
-                             x: XPath) -> Response:
+        async def layer_tile(request: Request, collection_id: CollectionPath,
+                             tms_id: TMSPath, z: ZPath, y: YPath, x: XPath) -> Response:
             """Mapbox Vector Tile of a layer, public fields only; 204 when empty."""
-            return await _mvt(request, pool, settings, [layer], tms_id, z, x, y)
+            return await _mvt(request, [vector_layer(collection_id)], tms_id, z, x, y)
 
         @r.get("/tiles", summary="Tilesets of the whole map")
         async def map_tilesets(request: Request, settings: SettingsDep,
@@ -246,10 +250,8 @@ class TilesRouter:
                response_class=Response,
                responses={200: {"content": {MVT: {}}}, 204: {"description": "Empty tile"},
                           304: {"description": "Not modified"}})
-        async def map_tile(request: Request, pool: PoolDep, settings: SettingsDep,
-                           tms_id: TMSPath, z: ZPath, y: YPath, x: XPath,
+        async def map_tile(request: Request, tms_id: TMSPath, z: ZPath, y: YPath, x: XPath,
                            collections: CollectionsQuery = None) -> Response:
             """One Mapbox Vector Tile holding several layers, each named by its collection
             id; 204 when empty."""
-            layers = parse_collections(collections)
-            return await _mvt(request, pool, settings, layers, tms_id, z, x, y)
+            return await _mvt(request, parse_collections(collections), tms_id, z, x, y)

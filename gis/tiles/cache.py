@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import math
 import os
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 Box = tuple[float, float, float, float]  # lon/lat west, south, east, north
 
+_TMS_IDS = frozenset(morecantile.tms.list())
 # File extension of each kind of tile (the kind is the first level of the disk tree).
 EXTENSIONS = {"mvt": "mvt", "png": "png", "jpg": "jpg", "webp": "webp", "raster": "png"}
 # How far (as a fraction of a tile) features beyond a tile's edge still show in it.
@@ -100,7 +102,9 @@ def etag_of(data: bytes) -> str:
     return '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
 
 
+@functools.lru_cache(maxsize=16)
 def _tms(tms_id: str) -> morecantile.TileMatrixSet:
+    """The matrix set, parsed once (``morecantile.tms.get`` parses its JSON on every call)."""
     return morecantile.tms.get(tms_id)
 
 
@@ -209,7 +213,7 @@ class DiskCache:
                 if layer_id not in coll_dir.name.split(","):
                     continue
                 for tms_dir in _subdirs(coll_dir):
-                    if tms_dir.name not in morecantile.tms.list():
+                    if tms_dir.name not in _TMS_IDS:
                         continue
                     for z_dir in _subdirs(tms_dir):
                         if not z_dir.name.isdigit():

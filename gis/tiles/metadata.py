@@ -5,11 +5,10 @@ Pure functions of the catalog, a base URL and the layers' extents (no database h
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
-import morecantile
-
-from gis.tiles import generalize
+from gis.tiles import generalize, mvt
 from gis.tiles.mvt import MAX_ZOOM, SUPPORTED_TMS, tile_fields
 from layers import ATTRIBUTION, Layer
 
@@ -35,15 +34,16 @@ def tms_crs(tms_id: str) -> str:
 def tile_matrix_sets(base: str) -> dict[str, Any]:
     """``/tileMatrixSets``: the supported tile matrix sets with their links."""
     return {"tileMatrixSets": [
-        {"id": t, "title": morecantile.tms.get(t).title, "uri": tms_uri(t),
+        {"id": t, "title": mvt.tile_matrix_set(t).title, "uri": tms_uri(t),
          "links": [{"rel": "self", "type": "application/json", "title": t,
                     "href": f"{base}/tileMatrixSets/{t}"}]}
         for t in SUPPORTED_TMS]}
 
 
+@lru_cache(maxsize=8)
 def tile_matrix_set_doc(tms_id: str) -> dict[str, Any]:
     """``/tileMatrixSets/{id}``: the OGC 2DTileMatrixSet JSON of morecantile."""
-    tms = morecantile.tms.get(tms_id)
+    tms = mvt.tile_matrix_set(tms_id)
     return tms.model_dump(exclude_none=True, mode="json", by_alias=True)
 
 

@@ -30,6 +30,7 @@ SUPPORTED_TMS = ("WebMercatorQuad", "WorldCRS84Quad")
 # PostGIS SRID of each supported matrix set (WorldCRS84Quad is lon/lat, i.e. 4326 with x=lon).
 TMS_SRID = {"WebMercatorQuad": 3857, "WorldCRS84Quad": 4326}
 MAX_ZOOM = 24
+_TMS: dict[str, morecantile.TileMatrixSet] = {}
 REDUCTION_STEPS = 4
 
 
@@ -38,14 +39,17 @@ def tile_matrix_set(tms_id: str) -> morecantile.TileMatrixSet:
     if tms_id not in SUPPORTED_TMS:
         raise TileMatrixSetNotFound(
             f"unknown tile matrix set {tms_id!r}; supported: {', '.join(SUPPORTED_TMS)}")
-    return morecantile.tms.get(tms_id)
+    tms = _TMS.get(tms_id)
+    if tms is None:  # morecantile.tms.get parses the JSON on every call: keep it
+        tms = _TMS[tms_id] = morecantile.tms.get(tms_id)
+    return tms
 
 
 def check_tile(tms: morecantile.TileMatrixSet, z: int, x: int, y: int) -> None:
     """Raise ``InvalidTile`` unless z/x/y address a tile of ``tms``.
 
-    >>> check_tile(morecantile.tms.get("WebMercatorQuad"), 1, 1, 1)
-    >>> check_tile(morecantile.tms.get("WebMercatorQuad"), 1, 2, 0)
+    >>> check_tile(tile_matrix_set("WebMercatorQuad"), 1, 1, 1)
+    >>> check_tile(tile_matrix_set("WebMercatorQuad"), 1, 2, 0)
     Traceback (most recent call last):
     ...
     gis.errors.InvalidTile: tile column 2 is out of range 0..1 at zoom 1

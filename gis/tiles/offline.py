@@ -69,15 +69,15 @@ def tiles_in(box: Box, zooms: tuple[int, int], tms_id: str = "WebMercatorQuad"
     """Every tile of the box at each zoom, zoom by zoom.
 
     >>> len(list(tiles_in((107.57, 16.45, 107.60, 16.47), (12, 13))))
-    3
+    8
     """
-    tms = morecantile.tms.get(tms_id)
+    tms = mvt.tile_matrix_set(tms_id)
     for z in range(zooms[0], zooms[1] + 1):
         yield from tms.tiles(*box, [z])
 
 
 def count_tiles(box: Box, zooms: tuple[int, int], tms_id: str = "WebMercatorQuad") -> int:
-    tms = morecantile.tms.get(tms_id)
+    tms = mvt.tile_matrix_set(tms_id)
     total = 0
     for z in range(zooms[0], zooms[1] + 1):
         ul, lr = tms.tile(box[0], box[3], z), tms.tile(box[2], box[1], z)
