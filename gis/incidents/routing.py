@@ -12,18 +12,22 @@ from gis.errors import InvalidParameter, OutsideHue
 
 TOLERANCE_M = 200.0
 
+# ward_pieces: the wards subdivided (migration 0006). Inside a ward: the piece containing the
+# point (on a shared border the lower code); else the nearest piece within $3 metres
+# (geodesic), $4 degrees bounding the index search generously.
 _ROUTE = """
-WITH p AS (SELECT ST_SetSRID(ST_MakePoint($1, $2), 4326) AS g)
-SELECT w.gso_code, w.name, 0.0::float8 AS distance_m
-FROM admin_units w, p WHERE w.level = 'ward' AND ST_Intersects(w.geom, p.g)
+WITH p AS (SELECT ST_SetSRID(ST_MakePoint($1, $2), 4326) AS g),
+inside AS (
+  SELECT w.gso_code, w.name, 0.0::float8 AS distance_m FROM ward_pieces w, p
+  WHERE ST_Intersects(w.geom, p.g) ORDER BY w.gso_code LIMIT 1)
+SELECT * FROM inside
 UNION ALL
 (SELECT w.gso_code, w.name, ST_Distance(w.geom::geography, p.g::geography) AS distance_m
- FROM admin_units w, p
- WHERE w.level = 'ward' AND NOT EXISTS (
-         SELECT 1 FROM admin_units x WHERE x.level = 'ward' AND ST_Intersects(x.geom, p.g))
+ FROM ward_pieces w, p
+ WHERE NOT EXISTS (SELECT 1 FROM inside) AND w.geom && ST_Expand(p.g, $4)
    AND ST_DWithin(w.geom::geography, p.g::geography, $3)
- ORDER BY 3, 1)
-ORDER BY 3, 1 LIMIT 1
+ ORDER BY 3, 1 LIMIT 1)
+LIMIT 1
 """
 
 
@@ -56,7 +60,7 @@ async def route(conn: asyncpg.Connection | asyncpg.Pool, lon: float, lat: float,
     ``tolerance_m`` metres (geodesic) from every ward.
     """
     lon, lat = check_lonlat(lon, lat)
-    row = await conn.fetchrow(_ROUTE, lon, lat, tolerance_m)
+    row = await conn.fetchrow(_ROUTE, lon, lat, tolerance_m, tolerance_m / 90_000 + 1e-4)
     if row is None:
         raise OutsideHue(f"the location ({lat:.6f}, {lon:.6f}) is outside Huế City (more than "
                          f"{tolerance_m:.0f} m from every ward)")

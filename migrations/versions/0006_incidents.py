@@ -59,6 +59,33 @@ CREATE INDEX incidents_resolved_created ON incidents (created_at)
   WHERE status = 'resolved';
 CREATE INDEX incident_events_id_incident ON incident_events (id) INCLUDE (incident_id);
 
+-- The wards cut into small pieces (at most 64 vertices, GiST-indexed): routing a point is a
+-- sub-millisecond lookup instead of a test against a whole ward outline. Kept in step with
+-- admin_units by a row trigger.
+CREATE TABLE ward_pieces (
+  id bigserial PRIMARY KEY,
+  gso_code text NOT NULL,
+  name text NOT NULL,
+  geom geometry(Geometry, 4326) NOT NULL
+);
+CREATE INDEX ward_pieces_geom ON ward_pieces USING gist (geom);
+CREATE INDEX ward_pieces_code ON ward_pieces (gso_code);
+CREATE FUNCTION huegis_ward_pieces() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN
+    DELETE FROM ward_pieces WHERE gso_code = OLD.gso_code;
+  END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.level = 'ward' THEN
+    INSERT INTO ward_pieces (gso_code, name, geom)
+    SELECT NEW.gso_code, NEW.name, ST_Subdivide(NEW.geom, 64);
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER admin_units_ward_pieces AFTER INSERT OR UPDATE OR DELETE ON admin_units
+  FOR EACH ROW EXECUTE FUNCTION huegis_ward_pieces();
+INSERT INTO ward_pieces (gso_code, name, geom)
+  SELECT gso_code, name, ST_Subdivide(geom, 64) FROM admin_units WHERE level = 'ward';
+
 -- Retries of a submission with the same Idempotency-Key return the first report.
 CREATE TABLE incident_idempotency (
   key text PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 200),
@@ -221,8 +248,10 @@ DROP TRIGGER IF EXISTS incidents_rollup_upd ON incidents;
 DROP TRIGGER IF EXISTS incidents_rollup_del ON incidents;
 DROP FUNCTION IF EXISTS huegis_incident_rollup_rebuild();
 DROP FUNCTION IF EXISTS huegis_incident_rollup();
+DROP TRIGGER IF EXISTS admin_units_ward_pieces ON admin_units;
+DROP FUNCTION IF EXISTS huegis_ward_pieces();
 DROP TABLE IF EXISTS incident_daily, gazetteer_landmarks, incident_photos,
-  incident_idempotency;
+  incident_idempotency, ward_pieces;
 DROP INDEX IF EXISTS incident_events_id_incident, incidents_resolved_created, incidents_open_due,
   incidents_category_created, incidents_duplicate_of;
 ALTER TABLE incidents DROP COLUMN IF EXISTS token, DROP COLUMN IF EXISTS assignee,
