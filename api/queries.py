@@ -18,6 +18,7 @@ import asyncpg
 import numpy as np
 import shapely
 from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import PoolDep, PrincipalDep, SettingsDep
 from api.exports import download_format, export_response
@@ -317,8 +318,9 @@ class QueriesRouter:
                                        "between 0 and 100")
             if threshold is not None and not isinstance(threshold, int | float):
                 raise InvalidParameter("threshold must be a number")
-            stats = rs.zonal_stats(rs.open_raster(path), geom, pcts, threshold,
-                                   bool(body.get("all_touched", False)))
+            stats = await run_in_threadpool(  # numpy work off the event loop
+                lambda: rs.zonal_stats(rs.open_raster(path), geom, pcts, threshold,
+                                       bool(body.get("all_touched", False))))
             doc = {"raster": body["raster"], "units": RASTER_LAYERS[body["raster"]].units,
                    **stats}
             if fmt is None:
@@ -368,7 +370,8 @@ class QueriesRouter:
                 raise InvalidParameter(f"the area holds more than {MAX_EXPOSURE_PARCELS:,} "
                                        "parcels: narrow it down")
             geoms = shapely.from_wkb(np.array([bytes(r[1]) for r in rows], dtype=object))
-            mean, peak = rs.overlap_stats(rs.open_raster(path), geoms)
+            mean, peak = await run_in_threadpool(
+                lambda: rs.overlap_stats(rs.open_raster(path), geoms))
             ranked, totals, groups = rs.rank_exposure(
                 [json.loads(r[0]) for r in rows], [r[2] for r in rows],
                 np.array([r[3] for r in rows], dtype=float), mean, peak)
