@@ -197,3 +197,22 @@ def test_embed_works_from_another_origin(open_page, live_server, tmp_path):
         assert console.errors == []
     finally:
         server.shutdown()
+
+
+def test_search_ignores_diacritics_and_moves_the_map(open_page, live_server):
+    page, console = open_page(f"{live_server}/map")
+    wait_map_idle(page)
+    expected = get_json(f"{live_server}/search?q=thuan%20hoa&limit=8")["features"][0]
+    page.fill("#search", "thuan hoa")  # no diacritics
+    first = page.locator("#search-results button").first
+    first.wait_for(timeout=10_000)
+    assert expected["properties"]["name"] in first.inner_text()
+    assert "Thuận Hóa" in first.inner_text()
+    page.keyboard.press("ArrowDown")  # the results are reachable from the keyboard
+    page.keyboard.press("Enter")
+    lon, lat = expected["geometry"]["coordinates"]
+    page.wait_for_function(
+        f"Math.abs(hueMap.getCenter().lng - {lon}) < 1e-3 && "
+        f"Math.abs(hueMap.getCenter().lat - {lat}) < 1e-3", timeout=10_000)
+    assert page.locator("#search-results").is_hidden()
+    assert console.errors == []
