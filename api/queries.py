@@ -339,8 +339,12 @@ class QueriesRouter:
             fmt = download_format(f, request)
             out = _out_crs(crs, fmt)
             x, y = q.parse_point(lon, lat, parse_api_crs(point_crs))
-            path = await _raster_path(pool, raster)
-            if not await pool.fetchval(q.in_city_sql(), x, y):
+            if raster not in RASTER_LAYERS:
+                await _raster_path(pool, raster)  # 404 naming the rasters
+            path, inside = await pool.fetchrow(q.raster_point_sql(), x, y, raster)
+            if path is None:
+                await _raster_path(pool, raster)  # 404: not loaded
+            if not inside:
                 raise _outside(f"({lon}, {lat})")
             doc = {"raster": raster, "units": RASTER_LAYERS[raster].units, "lon": x, "lat": y,
                    "value": rs.value_at(rs.open_raster(path), x, y)}

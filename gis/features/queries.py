@@ -41,7 +41,14 @@ GEOMETRY_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polyg
                   "MultiPolygon")
 
 POINT = "ST_SetSRID(ST_MakePoint($1, $2), 4326)"
-CITY = "(SELECT c.geom FROM admin_units c WHERE c.level = 'city' ORDER BY c.id LIMIT 1)"
+
+
+def in_city(geom: str) -> str:
+    """SQL boolean: ``geom`` touches Huế. The wards partition the city, so this is an
+    index-assisted test on ward polygons (faster than one test against the city outline)."""
+    wards = VECTOR_LAYERS["wards"]
+    g = ident(wards.geometry_column)
+    return f"EXISTS (SELECT 1 FROM {table_ref(wards)} w WHERE ST_Intersects(w.{g}, {geom}))"
 
 
 # --------------------------------------------------------------------------------- inputs
@@ -191,9 +198,9 @@ def knn_rows(layer: Layer, point: str, k: str) -> str:
 
 def nearest_sql(layer: Layer, crs: ApiCRS, principal: Principal | None) -> str:
     """Features nearest ``($1, $2)`` lon/lat, ``$3`` of them: one row each
-    ``(feature_text, in_city)``; ``in_city`` says whether the point is in Huế."""
+    ``(feature_text,)``."""
     feature = feature_json(layer, "s", crs, principal, {"distance_m": "s.distance_m"})
-    return (f"SELECT {feature}::text, ST_Intersects({CITY}, {POINT}) "
+    return (f"SELECT {feature}::text "
             f"FROM {knn_rows(layer, POINT, '$3')} s ORDER BY s.distance_m, "
             f"s.{ident(layer.id_column)}")
 
@@ -213,12 +220,12 @@ def within_sql(layer: Layer, crs: ApiCRS, principal: Principal | None,
 
 def in_city_sql() -> str:
     """Whether ``($1, $2)`` lon/lat is inside the city (one boolean)."""
-    return f"SELECT coalesce(ST_Intersects({CITY}, {POINT}), false)"
+    return f"SELECT {in_city(POINT)}"
 
 
 def geometry_in_city_sql() -> str:
     """Whether the geometry ``$1`` (WKB, EPSG:4326) touches the city at all."""
-    return f"SELECT coalesce(ST_Intersects({CITY}, ST_GeomFromWKB($1, 4326)), false)"
+    return f"SELECT {in_city('ST_GeomFromWKB($1, 4326)')}"
 
 
 def class_field(layer: Layer) -> str | None:
@@ -260,7 +267,7 @@ def intersects_sql(layer: Layer, crs: ApiCRS, principal: Principal | None,
              f"sum(m.ix_) AS ix FROM m GROUP BY m.{ident(klass)}) grp)") if klass else "NULL"
     return (
         f"WITH m AS MATERIALIZED ({_matches(layer)}) "
-        f"SELECT ST_Intersects({CITY}, {q}), "
+        f"SELECT {in_city(q)}, "
         "(SELECT json_build_object('count', count(*), 'total_area_m2', coalesce(sum(area_m2_), "
         "0), 'intersection_area_m2', coalesce(sum(ix_), 0), 'query_area_m2', "
         f"{metric_area(q)}) FROM m)::text, {group}::text, "
@@ -314,3 +321,10 @@ def exposure_parcels_sql(crs: ApiCRS, principal: Principal | None, limit: int) -
             f"t.land_use, {metric_area(f't.{g}')} FROM {table_ref(parcels)} t "
             f"WHERE ST_Intersects(t.{g}, {q}) ORDER BY t.{ident(parcels.id_column)} "
             f"LIMIT {int(limit)}")
+
+
+def raster_point_sql() -> str:
+    """One row ``(path, in_city)``: the file of raster ``$3`` (NULL when not loaded) and
+    whether ``($1, $2)`` lon/lat is in Huế."""
+    return (f"SELECT (SELECT r.path FROM raster_datasets r WHERE r.id = $3), "
+            f"{in_city(POINT)}")
