@@ -45,7 +45,9 @@ PUBLIC = ("parcel_no", "map_sheet_no", "land_use", "area_m2", "zoning", "owner_t
 
 # ----------------------------------------------------------------------------- set-up
 @contextmanager
-def demo_database(rows: int, incidents: int, seed: int, keep: bool) -> Iterator[str]:
+def demo_database(rows: int, incidents: int, seed: int, keep: bool, var: Path
+                  ) -> Iterator[str]:
+    """A scratch database with the demo (``rows`` parcels); dropped unless ``keep``."""
     import psycopg
 
     from gis import db
@@ -60,24 +62,25 @@ def demo_database(rows: int, incidents: int, seed: int, keep: bool) -> Iterator[
     with db.scratch_database(server, "huegis_bench_tiles", keep=keep) as url:
         db.migrate(url)
         t0 = time.perf_counter()
-        with tempfile.TemporaryDirectory() as var, psycopg.connect(url) as conn:
-            load_demo(conn, Settings(database_url=url, var_dir=Path(var)),
+        with psycopg.connect(url) as conn:
+            load_demo(conn, Settings(database_url=url, var_dir=var),
                       DemoSize(parcels=rows, construction=max(rows // 200, 10),
                                incidents=incidents, seed=seed))
         print(f"demo loaded ({rows} parcels, {incidents} incidents) in "
-              f"{time.perf_counter() - t0:.0f} s")
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE land_parcels")
+            conn.execute("VACUUM ANALYZE")
         yield url
         if keep:
             print(f"kept database: {db.redact(url)}")
 
 
-def tile_list() -> list[tuple[int, int, int]]:
+def tile_list(zooms: tuple[int, int] = ZOOMS, bbox=CENTRAL_HUE) -> list[tuple[int, int, int]]:
+    """Every WebMercatorQuad tile of ``bbox`` at the zooms, zoom by zoom."""
     import morecantile
 
     tms = morecantile.tms.get("WebMercatorQuad")
-    return [(t.z, t.x, t.y) for t in tms.tiles(*CENTRAL_HUE, list(range(ZOOMS[0], ZOOMS[1] + 1)))]
+    return [(t.z, t.x, t.y) for t in tms.tiles(*bbox, list(range(zooms[0], zooms[1] + 1)))]
 
 
 def start_huegis(url: str, var_dir: Path, workers: int) -> tuple[subprocess.Popen, str]:
@@ -265,9 +268,9 @@ def main() -> None:  # noqa: C901 (one scenario after another)
         print(f"{name:<44} {r['rps']:>9.1f} tiles/s  p50 {r['p50']:7.1f}  p95 {r['p95']:7.1f}"
               f"  p99 {r['p99']:7.1f} ms  {r['statuses']}", flush=True)
 
-    ctx = demo_database(args.rows, args.incidents or args.rows, args.seed, args.keep) \
-        if not args.url else _given(args.url)
-    with ctx as url, tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, (
+            demo_database(args.rows, args.incidents or args.rows, args.seed, args.keep,
+                          Path(tmp) / "demo") if not args.url else _given(args.url)) as url:
         print(f"{len(tiles)} distinct tiles z{ZOOMS[0]}–{ZOOMS[1]} over central Huế, "
               f"{args.connections} connections, {args.workers} workers")
         note("naive ST_AsMVT (8 DB connections)", run_naive(url, tiles, args.connections))
