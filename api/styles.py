@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import SettingsDep, base_url
 from gis import styles
 from gis.errors import InvalidParameter
+from gis.tiles.generalize import zoom_range
 from gis.webmap import glyphs
 
 STYLE_JSON = "application/vnd.mapbox.style+json"
@@ -51,7 +52,8 @@ class StylesRouter:
                         ) -> Response:
             """MapLibre style of a layer (or ``public``): categorised colours, labels, legend."""
             doc = styles.style_document(style_id, base_url(request, settings),
-                                        settings.basemap_url, settings.basemap_attribution)
+                                        settings.basemap_url, settings.basemap_attribution,
+                                        zoom_range)
             return Response(json.dumps(doc, ensure_ascii=False), media_type=STYLE_JSON,
                             headers={"Cache-Control": f"public, max-age={self.max_age}",
                                      "Access-Control-Allow-Origin": "*"})

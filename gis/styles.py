@@ -9,6 +9,7 @@ Vietnamese and English and the popup fields travel in ``metadata`` under ``huegi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from gis.errors import NotFound
@@ -28,6 +29,8 @@ HUE_BOUNDS = [107.0, 16.0, 108.3, 16.8]
 GENERALIZED_ZOOMS = 3
 SOURCE_MAXZOOM = 16
 OTHER_COLOUR_LABEL = ("Other", "Khác")
+# Property of the point clusters that the tile service draws below a layer's detail zoom.
+CLUSTER_COUNT = "count"
 
 
 def style_ids() -> list[str]:
@@ -77,20 +80,30 @@ def colour_expression(layer: Layer) -> Any:
     return [*expr, base]
 
 
-def source_zooms(layer: Layer) -> tuple[int, int]:
-    """(minzoom, maxzoom) of a layer's tile source: generalized tiles are requested a few
-    zooms below its detail zoom; above ``SOURCE_MAXZOOM`` the client over-zooms.
+ZoomRange = Callable[[Layer], tuple[int, int]]
+
+
+def default_zoom_range(layer: Layer) -> tuple[int, int]:
+    """Zooms with tiles when the tile service does not say: generalized tiles a few zooms
+    below the layer's detail zoom."""
+    return max(0, layer.zoom[0] - GENERALIZED_ZOOMS), layer.zoom[1]
+
+
+def source_zooms(layer: Layer, zoom_range: ZoomRange = default_zoom_range) -> tuple[int, int]:
+    """(minzoom, maxzoom) of a layer's tile source, from ``zoom_range`` (the tile service's
+    zooms, generalized views included); above ``SOURCE_MAXZOOM`` the client over-zooms.
 
     >>> source_zooms(VECTOR_LAYERS["parcels"])
     (11, 16)
     """
-    lo, hi = layer.zoom
-    return max(0, lo - GENERALIZED_ZOOMS), max(min(hi, SOURCE_MAXZOOM), lo)
+    lo, hi = zoom_range(layer)
+    return lo, max(min(hi, SOURCE_MAXZOOM), lo)
 
 
-def source(layer: Layer, base_url: str) -> dict[str, Any]:
+def source(layer: Layer, base_url: str, zoom_range: ZoomRange = default_zoom_range
+           ) -> dict[str, Any]:
     """The vector tile source of a layer (its OGC API tiles in WebMercatorQuad)."""
-    lo, hi = source_zooms(layer)
+    lo, hi = source_zooms(layer, zoom_range)
     return {
         "type": "vector",
         "tiles": [f"{base_url}/collections/{layer.id}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}"],
@@ -103,7 +116,8 @@ def _geometry_kind(layer: Layer) -> str:
     return "polygon" if "Polygon" in g else "line" if "Line" in g else "point"
 
 
-def style_layers(layer: Layer) -> list[dict[str, Any]]:
+def style_layers(layer: Layer, zoom_range: ZoomRange = default_zoom_range
+                 ) -> list[dict[str, Any]]:
     """MapLibre layers drawing one catalog layer from its own source.
 
     >>> [x["id"] for x in style_layers(VECTOR_LAYERS["parcels"])]
@@ -113,7 +127,7 @@ def style_layers(layer: Layer) -> list[dict[str, Any]]:
     """
     s, kind = layer.style, _geometry_kind(layer)
     common = {"source": layer.id, "source-layer": layer.id,
-              "minzoom": source_zooms(layer)[0],
+              "minzoom": source_zooms(layer, zoom_range)[0],
               "metadata": {"huegis:collection": layer.id}}
     out: list[dict[str, Any]] = []
     colour = colour_expression(layer)
@@ -128,7 +142,12 @@ def style_layers(layer: Layer) -> list[dict[str, Any]]:
                     "paint": {"line-color": colour, "line-width": s.stroke_width}})
     else:
         out.append({"id": f"{layer.id}-circle", "type": "circle", **common,
-                    "paint": {"circle-color": colour, "circle-radius": s.radius,
+                    "paint": {"circle-color": colour,
+                              # clusters of the generalized view carry their ``count``
+                              "circle-radius": ["case", ["has", CLUSTER_COUNT],
+                                                ["interpolate", ["linear"],
+                                                 ["get", CLUSTER_COUNT], 1, s.radius,
+                                                 100, s.radius * 3], s.radius],
                               "circle-stroke-color": s.stroke or "#ffffff",
                               "circle-stroke-width": 1}})
     if s.label and layer.has_field(s.label) and layer.field(s.label).public:
@@ -178,11 +197,13 @@ def basemap(url: str, attribution: str) -> tuple[dict[str, Any], dict[str, Any]]
 
 
 def style_document(style_id: str, base_url: str, basemap_url: str | None = None,
-                   basemap_attribution: str = "") -> dict[str, Any]:
+                   basemap_attribution: str = "",
+                   zoom_range: ZoomRange = default_zoom_range) -> dict[str, Any]:
     """The MapLibre style document ``style_id`` (a layer id or ``public``).
 
     ``base_url`` makes the tile and glyph URLs absolute. With ``basemap_url`` (an XYZ raster
-    template) a basemap is drawn under the layers.
+    template) a basemap is drawn under the layers. ``zoom_range`` gives the zooms at which
+    the tile service has tiles of a layer.
 
     >>> doc = style_document("public", "http://h")
     >>> doc["version"], sorted(doc["sources"])[:3]
@@ -203,8 +224,8 @@ def style_document(style_id: str, base_url: str, basemap_url: str | None = None,
     labels: list[dict[str, Any]] = []
     wards_lines: list[dict[str, Any]] = []
     for layer in chosen:
-        sources[layer.id] = source(layer, base_url)
-        for sl in style_layers(layer):
+        sources[layer.id] = source(layer, base_url, zoom_range)
+        for sl in style_layers(layer, zoom_range):
             if sl["type"] == "symbol":
                 labels.append(sl)
             elif layer.id == "wards" and sl["type"] == "line" and len(chosen) > 1:

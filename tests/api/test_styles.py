@@ -87,14 +87,17 @@ def test_public_style_uses_catalog_colours_labels_and_public_fields_only(client)
     assert pairs == dict(VECTOR_LAYERS["parcels"].style.classes)
     assert fill[-1] == VECTOR_LAYERS["parcels"].style.fill
     assert by_id["wards-label"]["layout"]["text-field"] == ["get", "short_name"]
+    # Sources start where the tile service has generalized tiles (incident clusters at z6).
+    assert doc["sources"]["incidents"]["minzoom"] == by_id["incidents-circle"]["minzoom"] == 6
+    assert doc["sources"]["parcels"]["minzoom"] == 11
     radius = by_id["tourism-circle"]["paint"]["circle-radius"]
-    assert radius == VECTOR_LAYERS["tourism"].style.radius
+    assert radius[-1] == VECTOR_LAYERS["tourism"].style.radius
     for layer in doc["layers"]:
         cat = VECTOR_LAYERS.get(layer.get("source", ""))
         if cat is None:
             continue
         used = _gets(layer.get("paint", {})) | _gets(layer.get("layout", {}))
-        public = {f.name for f in cat.public_fields}
+        public = {f.name for f in cat.public_fields} | {"count"}  # clusters' count
         assert used <= public, (layer["id"], used - public)
     # Ward outlines and labels are drawn above the parcels.
     order = [x["id"] for x in doc["layers"]]
