@@ -1,0 +1,202 @@
+"""Benchmark: rendered maps. Cold PNG map tiles of land parcels, WMS GetMap 1024 × 1024, and
+COG raster tiles next to TiTiler (titiler.core) reading the same file.
+
+Run with ``python bench/bench_render.py`` (1,000,000 parcels and incidents; a quick check:
+``--rows 10000``); see ``bench/README.md``. titiler.core is installed by this script in its own
+virtual environment, ``bench/.peers-venv/titiler`` (never in the project's venv);
+``--no-peers`` skips it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from bench.bench_features import free_port, wait_http  # noqa: E402
+from bench.bench_tiles import run_paths, start_huegis  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+TITILER_VENV = ROOT / "bench" / ".peers-venv" / "titiler"
+TITILER_PACKAGES = ("titiler.core", "uvicorn")
+CENTRAL_HUE = (107.56, 16.44, 107.62, 16.48)  # tests/common.py CENTRAL_HUE_BBOX
+PNG_ZOOMS = (14, 17)
+RASTER_ZOOMS = (10, 13)
+WMS_LAYERS = "wards,parcels,construction,incidents,tourism"
+TITILER_APP = '''
+from fastapi import FastAPI
+from titiler.core.factory import TilerFactory
+
+app = FastAPI()
+app.include_router(TilerFactory().router)
+'''
+
+
+@contextmanager
+def demo_database(rows: int, incidents: int, seed: int, keep: bool, var: Path
+                  ) -> Iterator[str]:
+    """A scratch database with the demo (rasters written in ``var/rasters``)."""
+    import psycopg
+
+    from gis import db
+    from gis.demo import DemoSize, load_demo
+    from gis.settings import Settings
+
+    server = os.environ.get("HUEGIS_DATABASE_URL") or Settings().managed_url("postgres")
+    if "HUEGIS_DATABASE_URL" not in os.environ:
+        from gis.cluster import Cluster
+
+        Cluster(Settings()).up()
+    with db.scratch_database(server, "huegis_bench_render", keep=keep) as url:
+        db.migrate(url)
+        t0 = time.perf_counter()
+        with psycopg.connect(url) as conn:
+            load_demo(conn, Settings(database_url=url, var_dir=var),
+                      DemoSize(parcels=rows, construction=max(rows // 200, 10),
+                               incidents=incidents, seed=seed))
+        print(f"demo loaded ({rows} parcels) in {time.perf_counter() - t0:.0f} s", flush=True)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+        yield url
+
+
+def tiles(zooms: tuple[int, int], bbox) -> list[tuple[int, int, int]]:
+    import morecantile
+
+    tms = morecantile.tms.get("WebMercatorQuad")
+    return [(t.z, t.x, t.y) for t in tms.tiles(*bbox, list(range(zooms[0], zooms[1] + 1)))]
+
+
+def wms_paths(n: int, seed: int) -> list[str]:
+    """``n`` GetMap requests of 1024 × 1024 px around central Huế at zoom-15/16 scales."""
+    from pyproj import Transformer
+
+    rnd = random.Random(seed)
+    t = Transformer.from_crs(4326, 3857, always_xy=True)
+    out = []
+    for _ in range(n):
+        lon = rnd.uniform(CENTRAL_HUE[0], CENTRAL_HUE[2])
+        lat = rnd.uniform(CENTRAL_HUE[1], CENTRAL_HUE[3])
+        x, y = t.transform(lon, lat)
+        half = 512 * 156543.03392804097 / 2 ** rnd.choice((15, 16))
+        out.append("/wms?SERVICE=WMS&VERSION=1.3.0&REQUEST=GetMap&STYLES=&CRS=EPSG:3857"
+                   f"&LAYERS={WMS_LAYERS}&BBOX={x - half},{y - half},{x + half},{y + half}"
+                   "&WIDTH=1024&HEIGHT=1024&FORMAT=image/png&TRANSPARENT=TRUE")
+    return out
+
+
+def titiler_python() -> Path:
+    py = TITILER_VENV / "bin" / "python"
+    marker = TITILER_VENV / ".ready"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(TITILER_VENV)], check=True)
+    if not marker.exists():
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *TITILER_PACKAGES], check=True)
+        marker.write_text(" ".join(TITILER_PACKAGES))
+    return py
+
+
+def start_titiler(workers: int, tmp: Path) -> tuple[subprocess.Popen, str]:
+    py, port = titiler_python(), free_port()
+    (tmp / "titiler_app.py").write_text(TITILER_APP)
+    proc = subprocess.Popen([str(py), "-m", "uvicorn", "titiler_app:app", "--port", str(port),
+                             "--workers", str(workers), "--log-level", "warning"], cwd=tmp,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    wait_http(f"{base}/docs", proc)
+    return proc, base
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rows", type=int, default=1_000_000, help="parcels in the demo")
+    ap.add_argument("--incidents", type=int, default=None, help="default: --rows")
+    ap.add_argument("--seed", type=int, default=46)
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--wms", type=int, default=200, help="GetMap requests")
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the database")
+    args = ap.parse_args()
+    rows: list[tuple[str, dict]] = []
+
+    def note(name: str, r: dict) -> None:
+        rows.append((name, r))
+        print(f"{name:<40} {r['rps']:>8.1f} req/s  p50 {r['p50']:7.1f}  p95 {r['p95']:7.1f}"
+              f"  p99 {r['p99']:7.1f} ms  {r['statuses']}", flush=True)
+
+    png = tiles(PNG_ZOOMS, CENTRAL_HUE)
+    with tempfile.TemporaryDirectory() as tmp_text:
+        tmp = Path(tmp_text)
+        var = tmp / "var"
+        with demo_database(args.rows, args.incidents or args.rows, args.seed, args.keep,
+                           var) as url:
+            import psycopg
+
+            with psycopg.connect(url) as conn:
+                cog, lonlat = conn.execute(
+                    "SELECT path, ARRAY[ST_XMin(bounds), ST_YMin(bounds), ST_XMax(bounds), "
+                    "ST_YMax(bounds)] FROM raster_datasets WHERE id = 'flood-depth'").fetchone()
+            raster = tiles(RASTER_ZOOMS, tuple(lonlat))
+            print(f"{len(png)} PNG tiles z{PNG_ZOOMS[0]}–{PNG_ZOOMS[1]}, {len(raster)} raster "
+                  f"tiles z{RASTER_ZOOMS[0]}–{RASTER_ZOOMS[1]}, {args.wms} GetMap; "
+                  f"{args.connections} connections, {args.workers} workers", flush=True)
+            if not args.no_peers:
+                proc, base = start_titiler(args.workers, tmp)
+                try:
+                    note("titiler.core raster tile (cold)", run_paths(base, [
+                        f"/tiles/WebMercatorQuad/{z}/{x}/{y}.png?url={cog}&rescale=0,3"
+                        f"&colormap_name=blues" for z, x, y in raster], args.connections))
+                finally:
+                    proc.terminate()
+                    proc.wait()
+            proc, base = start_huegis(url, var, args.workers)
+            try:
+                note("huegis raster tile (cold)", run_paths(base, [
+                    f"/collections/flood-depth/map/tiles/WebMercatorQuad/{z}/{y}/{x}"
+                    for z, x, y in raster], args.connections))
+                note("huegis parcels PNG tile (cold)", run_paths(base, [
+                    f"/collections/parcels/map/tiles/WebMercatorQuad/{z}/{y}/{x}"
+                    for z, x, y in png], args.connections))
+                note("huegis WMS GetMap 1024x1024", run_paths(
+                    base, wms_paths(args.wms, args.seed), args.connections))
+            finally:
+                proc.terminate()
+                proc.wait()
+    report(args, len(png), rows)
+
+
+def report(args: argparse.Namespace, n_png: int, rows: list[tuple[str, dict]]) -> None:
+    by = dict(rows)
+    lines = [f"# bench_render: {args.rows} parcels, {n_png} PNG tiles", "",
+             f"{platform.node()}, {os.cpu_count()} CPU, Python {platform.python_version()}, "
+             f"{args.connections} connections, {args.workers} workers", "",
+             "| run | req/s | p50 ms | p95 ms | p99 ms | statuses |",
+             "|---|---:|---:|---:|---:|---|"]
+    for name, r in rows:
+        lines.append(f"| {name} | {r['rps']:.1f} | {r['p50']:.1f} | {r['p95']:.1f} | "
+                     f"{r['p99']:.1f} | {r['statuses']} |")
+    ours, peer = by.get("huegis raster tile (cold)"), by.get("titiler.core raster tile (cold)")
+    if ours and peer:
+        lines += ["", f"raster tile p50 time vs TiTiler: {ours['p50'] / peer['p50']:.2f}×; "
+                  f"throughput {ours['rps'] / peer['rps']:.2f}× TiTiler's"]
+    text = "\n".join(lines) + "\n"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"bench_render_{args.rows}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
