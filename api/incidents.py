@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import datetime as dt
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import PoolDep, PrincipalDep, SettingsDep, base_url
 from gis.auth import Principal
 from gis.errors import Forbidden, InvalidParameter, PayloadTooLarge
-from gis.incidents import CATEGORIES, feed, photos, workflow
+from gis.incidents import CATEGORIES, OPEN, feed, photos, workflow
 from gis.incidents.intake import NewReport, create_report, duplicate_candidates, fetch_report
 from gis.settings import Settings
 
@@ -59,6 +60,8 @@ def report_json(row: asyncpg.Record, principal: Principal, base: str,
         "created_at": _iso(row["created_at"]), "updated_at": _iso(row["updated_at"]),
         "sla_due_at": _iso(row["sla_due_at"]), "resolved_at": _iso(row["resolved_at"]),
         "rating": row["rating"], "duplicate_of": row["duplicate_of_ref"],
+        "overdue": bool(row["status"] in OPEN and row["sla_due_at"] is not None
+                        and row["sla_due_at"] < dt.datetime.now(dt.UTC)),
     }
     if staff:
         out.update({k: row[k] for k in STAFF_FIELDS})

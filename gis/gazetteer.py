@@ -62,6 +62,8 @@ def clean_query(q: str | None) -> str:
     'Dai Noi'
     """
     text = " ".join((q or "").split())
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise InvalidParameter("q: control characters are not allowed")
     if not text:
         raise InvalidParameter("q: give a place name to search for")
     if len(text) > MAX_QUERY:

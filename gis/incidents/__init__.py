@@ -10,6 +10,9 @@ NOTIFY), :mod:`.intake` (new reports, idempotency, duplicate suggestions), :mod:
 
 from __future__ import annotations
 
+import re
+
+from gis.errors import InvalidParameter
 from layers.incidents import INCIDENT_CATEGORIES, INCIDENT_STATUSES
 
 CATEGORIES: tuple[str, ...] = tuple(INCIDENT_CATEGORIES)
@@ -34,3 +37,20 @@ POOR_RATING = 2
 # Duplicate suggestions: same category, this close in metres and in days.
 DUPLICATE_RADIUS_M = 250.0
 DUPLICATE_DAYS = 14
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def check_text(name: str, value: str | None) -> str | None:
+    r"""Refuse control characters (NUL and the like: PostgreSQL and XML cannot carry them).
+
+    >>> check_text("description", "Ổ gà\ntrên đường")
+    'Ổ gà\ntrên đường'
+    >>> check_text("note", "a\x00b")
+    Traceback (most recent call last):
+    ...
+    gis.errors.InvalidParameter: note: control characters are not allowed
+    """
+    if value is not None and _CONTROL.search(value):
+        raise InvalidParameter(f"{name}: control characters are not allowed")
+    return value

@@ -9,6 +9,8 @@ from typing import Any
 
 import asyncpg
 
+from gis.incidents import check_text
+
 # The NOTIFY channel of the live feed (payload: event id, incident id, ward, category, kind).
 CHANNEL = "huegis_incident_events"
 
@@ -18,12 +20,13 @@ async def record(conn: asyncpg.Connection, incident: asyncpg.Record | dict, acto
                  note: str | None = None, data: dict[str, Any] | None = None) -> int:
     """Append an event for ``incident`` (a row with id, ward_code, category) and notify the
     feed; returns the event id. Call inside the transaction that makes the change."""
+    check_text("note", note)
     row = await conn.fetchrow(
-        "INSERT INTO incident_events (incident_id, actor, kind, from_status, to_status, note, "
-        "data) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) RETURNING id, at",
+        "WITH e AS (INSERT INTO incident_events (incident_id, actor, kind, from_status, "
+        "to_status, note, data) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) RETURNING id) "
+        "SELECT e.id, pg_notify($8, json_build_object('id', e.id, 'incident_id', $1::bigint, "
+        "'kind', $3::text, 'ward_code', $9::text, 'category', $10::text)::text) FROM e",
         incident["id"], actor, kind, from_status, to_status, note,
-        json.dumps(data or {}, ensure_ascii=False, default=str))
-    payload = {"id": row["id"], "incident_id": incident["id"], "kind": kind,
-               "ward_code": incident["ward_code"], "category": incident["category"]}
-    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, json.dumps(payload))
+        json.dumps(data or {}, ensure_ascii=False, default=str), CHANNEL,
+        incident["ward_code"], incident["category"])
     return int(row["id"])

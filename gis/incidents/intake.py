@@ -21,6 +21,7 @@ from gis.incidents import (
     DUPLICATE_DAYS,
     DUPLICATE_RADIUS_M,
     PRIORITIES,
+    check_text,
 )
 from gis.incidents.events import record
 from gis.incidents.routing import Ward, check_lonlat, route
@@ -89,6 +90,11 @@ class NewReport:
             value = getattr(self, name)
             if value is not None and len(value) > 500:
                 raise InvalidParameter(f"{name}: at most 500 characters")
+        for name in ("description", "address", "reporter_name", "reporter_phone",
+                     "reporter_email", "device_id", "account_id"):
+            check_text(name, getattr(self, name))
+        for key, value in self.attributes.items():
+            check_text(f"attribute[{key}]", value if isinstance(value, str) else None)
 
     def fingerprint(self) -> str:
         """Hash of the request, to tell a retry from another report under the same key."""
@@ -147,15 +153,6 @@ async def duplicate_candidates(conn: asyncpg.Connection | asyncpg.Pool, category
              "distance_m": round(float(r["distance_m"]), 1)} for r in rows]
 
 
-def _ref(incident_id: int, at: dt.datetime) -> str:
-    """Reference of a new report: year (local) and its id.
-
-    >>> _ref(42, dt.datetime(2026, 12, 31, 18, tzinfo=dt.UTC))
-    'PA-2027-0000042'
-    """
-    return f"PA-{at.astimezone(LOCAL_TZ).year}-{incident_id:07d}"
-
-
 async def create_report(pool: asyncpg.Pool, report: NewReport, actor: str,
                         idempotency_key: str | None = None) -> tuple[asyncpg.Record, bool]:
     """File a report: validated, placed, routed, given its due date and token, its duplicate
@@ -196,17 +193,21 @@ async def _insert(pool: asyncpg.Pool, report: NewReport, actor: str, idempotency
             if got is None:  # a concurrent twin committed first
                 raise _Replay
         now = dt.datetime.now(dt.UTC)
-        new_id = await conn.fetchval("SELECT nextval(pg_get_serial_sequence('incidents', 'id'))")
         due = due_at(now, report.category, report.priority == "urgent")
         token = secrets.token_urlsafe(18)
-        await conn.execute(
+        # Reference: year (local time) and id, 'PA-2026-0001234'.
+        new_id = await conn.fetchval(
             """
+            WITH n AS (SELECT nextval(pg_get_serial_sequence('incidents', 'id')) AS id)
             INSERT INTO incidents (id, ref, category, description, status, priority, channel,
               address, ward_code, reporter_name, reporter_phone, reporter_email, sla_due_at,
               source, created_at, updated_at, token, device_id, account_id, attributes, geom)
-            VALUES ($1, $2, $3, $4, 'received', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                    $14, $15, $16, $17, $18::jsonb, ST_SetSRID(ST_MakePoint($19, $20), 4326))
-            """, new_id, _ref(new_id, now), report.category, report.description,
+            SELECT n.id, 'PA-' || $1::text || '-' || CASE WHEN n.id >= 1000000 THEN n.id::text
+                   ELSE lpad(n.id::text, 7, '0') END,
+                   $2, $3, 'received', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14,
+                   $15, $16, $17::jsonb, ST_SetSRID(ST_MakePoint($18, $19), 4326)
+            FROM n RETURNING id
+            """, str(now.astimezone(LOCAL_TZ).year), report.category, report.description,
             report.priority, report.channel, report.address, ward.code, report.reporter_name,
             report.reporter_phone, report.reporter_email, due, "report", now, token,
             report.device_id, report.account_id,

@@ -13,7 +13,14 @@ import asyncpg
 
 from gis.auth import Principal
 from gis.errors import Conflict, Forbidden, InvalidParameter
-from gis.incidents import CATEGORIES, OPEN, POOR_RATING, PRIORITIES, TRANSITIONS
+from gis.incidents import (
+    CATEGORIES,
+    OPEN,
+    POOR_RATING,
+    PRIORITIES,
+    TRANSITIONS,
+    check_text,
+)
 from gis.incidents.events import record
 from gis.incidents.intake import fetch_report
 from gis.incidents.routing import check_lonlat, route
@@ -74,7 +81,7 @@ async def assign(pool: asyncpg.Pool, ref: str, assignee: str, actor: str,
                  principal: Principal | None = None, note: str | None = None) -> asyncpg.Record:
     """Assign a report to a ward unit (``ward:19777``) or an inspector (``inspector:name``);
     a received or reopened report becomes assigned, an open one keeps its status."""
-    assignee = (assignee or "").strip()
+    assignee = check_text("assignee", (assignee or "").strip()) or ""
     if not assignee or len(assignee) > 120:
         raise InvalidParameter("assignee: a ward unit (ward:CODE) or an inspector's name")
 

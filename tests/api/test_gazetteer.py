@@ -79,7 +79,7 @@ def test_streets_after_refresh(demo: TestClient) -> None:
 
 def test_bad_queries(client: TestClient) -> None:
     for params in ({"q": ""}, {"q": "   "}, {"q": "x" * 201}, {"q": "hue", "limit": 0},
-                   {"q": "hue", "kind": "planet"}, {}):
+                   {"q": "hue", "kind": "planet"}, {}, {"q": "a\x00b"}):
         r = client.get("/search", params=params)
         assert r.status_code == 400, (params, r.text)
     assert _names(client.get("/search", params={"q": "qqqzzzxxx"})) == []

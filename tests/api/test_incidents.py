@@ -118,6 +118,8 @@ def test_state_machine_allows_only_legal_changes(client: TestClient, keys: dict)
                        headers=keys["inspector_a"]).status_code == 409
     assert client.post(url, json={"status": "bogus"},
                        headers=keys["inspector_a"]).status_code == 400
+    assert client.post(url, json={"status": "reopened", "note": "nul\x00"},
+                       headers=keys["inspector_a"]).status_code == 400
     ev = _events(client, ref, keys)
     assert [(e["kind"], e["from_status"], e["to_status"]) for e in ev] == [
         ("received", None, "received"), ("assigned", "received", "assigned"),
@@ -210,7 +212,11 @@ def test_overdue_list_per_ward(client: TestClient, keys: dict, wards,
     r = client.get("/incidents/overdue", headers=keys["inspector_b"]).json()
     assert ref not in json.dumps(r)
     listed = client.get("/incidents", params={"overdue": "true"}, headers=keys["inspector_a"])
-    assert ref in [x["ref"] for x in listed.json()["items"]]
+    items = {x["ref"]: x for x in listed.json()["items"]}
+    assert items[ref]["overdue"] is True
+    assert all(x["overdue"] for x in items.values())
+    fresh = _file(client)
+    assert fresh["overdue"] is False
 
 
 def test_staff_photos_with_token_limits_and_thumbnails(client: TestClient,

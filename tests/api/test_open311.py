@@ -106,6 +106,8 @@ def test_errors_follow_the_specification(client: TestClient) -> None:
         dict(service_code="waste", lat=str(HANOI_LONLAT[1]), long=str(HANOI_LONLAT[0])),
         dict(service_code="waste", address_string="zzqxv không có ở đâu"),
         dict(service_code="waste", lat="16.47", long="107.58", email="not-an-email"),
+        dict(service_code="waste", lat="16.47", long="107.58", description="nul\x00byte"),
+        dict(service_code="waste", lat="16.47", long="nan"),
         dict(service_code="drainage", lat="16.47", long="107.58",
              **{"attribute[depth_cm]": "deep"}),
     ]
