@@ -36,6 +36,7 @@ LISTENER_NAME = "huegis-tiles-listen"
 # Replay this many change ids before the watermark too: ids are taken at insert time, so a
 # transaction may commit after a later id (over-invalidating a little is harmless).
 REPLAY_MARGIN = 200
+REBUILD_LOCK = 7_420_551  # advisory lock: one rebuild of the generalized views at a time
 log = logging.getLogger("huegis.tiles")
 
 
@@ -55,6 +56,7 @@ class TileService:
         self._conn: asyncpg.Connection | None = None
         self.epoch: str | None = None
         self.last_change: int | None = None  # id of the last change applied
+        self._rebuild: asyncio.Future | None = None
 
     # ------------------------------------------------------------------ listener
     async def start(self, wait_s: float = 5.0) -> None:
@@ -68,6 +70,10 @@ class TileService:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        if self._rebuild is not None:
+            self._rebuild.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._rebuild
         for job in list(self._jobs):
             with contextlib.suppress(Exception):
                 await job
@@ -124,10 +130,37 @@ class TileService:
                 boxes = [tuple(b) for b in json.loads(row["boxes"])]
                 await self.cache.invalidate(row["layer"], boxes)
             replayed = len(rows)
+        if await conn.fetchval("SELECT blocks_dirty FROM tiles_state LIMIT 1"):
+            self.schedule_rebuild()
         self.epoch, self.last_change = epoch, max(top, start or 0)
         await self.cache.write_mark(epoch, self.last_change)
         self.generation += 1
         return replayed
+
+    def schedule_rebuild(self) -> None:
+        """Rebuild the generalized views in the background after a bulk load (one worker
+        of all does it, under an advisory lock; its NOTIFY then invalidates everyone)."""
+        if self._rebuild is None or self._rebuild.done():
+            self._rebuild = asyncio.ensure_future(self._rebuild_views())
+
+    async def _rebuild_views(self) -> None:
+        try:
+            conn = await asyncpg.connect(self.settings.dsn, timeout=10)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            return
+        try:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", REBUILD_LOCK):
+                return
+            try:
+                if await conn.fetchval("SELECT blocks_dirty FROM tiles_state LIMIT 1"):
+                    async with conn.transaction():
+                        await conn.execute("SELECT huegis_tiles_rebuild()")
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", REBUILD_LOCK)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("rebuilding the generalized tile views failed: %s", exc)
+        finally:
+            await conn.close()
 
     def _disconnected(self) -> None:
         self._conn = None
@@ -150,6 +183,8 @@ class TileService:
             log.warning("tile invalidation: bad message %r", payload[:200])
             return
         self.apply(layer, boxes, change)
+        if msg.get("rebuild"):
+            self.schedule_rebuild()
 
     def apply(self, layer: str, boxes: list[tuple[float, float, float, float]],
               change: int = 0) -> None:

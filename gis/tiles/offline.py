@@ -247,22 +247,8 @@ def _write_mbtiles(out: Path, tiles: dict, doc: dict, box: Box, zooms: tuple[int
 
 def refresh(dsn: str) -> None:
     """Rebuild every generalized table and invalidate what they show (``huegis tiles
-    refresh``): through the change log and NOTIFY, like a write."""
+    refresh``): logged and announced by NOTIFY, like a write."""
     import psycopg
 
     with psycopg.connect(dsn) as conn:
-        ext = conn.execute(
-            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-            "ST_Envelope(huegis_tiles_refresh_blocks(NULL, NULL, NULL)) AS e").fetchone()
-        conn.execute("SELECT huegis_tiles_refresh_wards(NULL)")
-        wards = conn.execute(
-            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-            "(SELECT ST_Extent(geom) AS e FROM admin_units) s").fetchone()
-        for layer, box in (("parcels", ext), ("wards", wards)):
-            if box is None or box[0] is None:
-                continue
-            boxes = json.dumps([list(box)])
-            cid = conn.execute("INSERT INTO tiles_changes (layer, boxes) VALUES (%s, %s) "
-                               "RETURNING id", (layer, boxes)).fetchone()[0]
-            conn.execute("SELECT pg_notify('huegis_tiles', %s)",
-                         (json.dumps({"layer": layer, "boxes": [list(box)], "id": cid}),))
+        conn.execute("SELECT huegis_tiles_rebuild()")

@@ -23,6 +23,10 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
+# A write statement touching more parcels than this leaves the land-use blocks to be rebuilt
+# in the background (by a worker, or `huegis tiles refresh`) instead of in the transaction.
+BULK_ROWS = 20_000
+
 # Layer tables and the collection id their changes invalidate (the catalog's ids).
 LAYER_TABLES = {
     "admin_units": "wards", "land_parcels": "parcels", "construction": "construction",
@@ -119,7 +123,9 @@ CREATE TABLE tiles_changes (
   boxes jsonb NOT NULL
 );
 CREATE TABLE tiles_state (
-  epoch text NOT NULL
+  epoch text NOT NULL,
+  -- A statement over BULK_ROWS parcels leaves the blocks to a worker (or `tiles refresh`).
+  blocks_dirty boolean NOT NULL DEFAULT false
 );
 INSERT INTO tiles_state (epoch) VALUES (md5(random()::text || clock_timestamp()::text));
 
@@ -156,6 +162,7 @@ DECLARE
   uses text[];
   payload jsonb;
   change_id bigint;
+  rebuild boolean := false;
 BEGIN
   IF TG_OP = 'INSERT' THEN
     SELECT array_agg(geom::box2d) INTO boxes FROM new_rows;
@@ -189,7 +196,12 @@ BEGIN
         FROM (SELECT geom_3857 g, land_use lu FROM old_rows
               UNION ALL SELECT geom_3857, land_use FROM new_rows) u) s;
     END IF;
-    IF array_length(cxs, 1) > 400 THEN
+    IF array_length(boxes, 1) > @BULK_ROWS@ THEN
+      -- A bulk load: dissolving everything here would slow it down; a worker rebuilds the
+      -- blocks in the background (huegis_tiles_rebuild) when it sees "rebuild".
+      UPDATE tiles_state SET blocks_dirty = true;
+      rebuild := true;
+    ELSIF array_length(cxs, 1) > 400 THEN
       extra := huegis_tiles_refresh_blocks(NULL, NULL, NULL);
     ELSE
       extra := huegis_tiles_refresh_blocks(cxs, cys, uses);
@@ -218,10 +230,40 @@ BEGIN
     INTO payload FROM unnest(boxes) AS b;
   INSERT INTO tiles_changes (layer, boxes) VALUES (layer, payload -> 'boxes')
     RETURNING id INTO change_id;
-  PERFORM pg_notify('huegis_tiles', (payload || jsonb_build_object('id', change_id))::text);
+  PERFORM pg_notify('huegis_tiles', (payload || jsonb_build_object(
+    'id', change_id, 'rebuild', rebuild))::text);
   RETURN NULL;
 END $$;
-"""
+
+-- Log and announce one invalidation box of a layer (as the triggers do).
+CREATE FUNCTION huegis_tiles_announce(layer text, b box2d) RETURNS void
+  LANGUAGE plpgsql AS $$
+DECLARE
+  boxes jsonb;
+  change_id bigint;
+BEGIN
+  IF b IS NULL THEN
+    RETURN;
+  END IF;
+  boxes := jsonb_build_array(jsonb_build_array(ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)));
+  INSERT INTO tiles_changes (layer, boxes) VALUES (layer, boxes) RETURNING id INTO change_id;
+  PERFORM pg_notify('huegis_tiles', jsonb_build_object('layer', layer, 'boxes', boxes,
+                                                       'id', change_id)::text);
+END $$;
+
+-- Rebuild every generalized table and announce what they cover (`huegis tiles refresh`, and
+-- workers after a bulk load).
+CREATE FUNCTION huegis_tiles_rebuild() RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  ext geometry;
+BEGIN
+  ext := huegis_tiles_refresh_blocks(NULL, NULL, NULL);
+  PERFORM huegis_tiles_refresh_wards(NULL);
+  UPDATE tiles_state SET blocks_dirty = false;
+  PERFORM huegis_tiles_announce('parcels', ext::box2d);
+  PERFORM huegis_tiles_announce('wards', (SELECT ST_Extent(geom) FROM admin_units));
+END $$;
+""".replace("@BULK_ROWS@", str(BULK_ROWS))
 
 for _table, _layer in LAYER_TABLES.items():
     UPGRADE += f"""
@@ -252,6 +294,8 @@ DROP TRIGGER IF EXISTS {t}_tiles_del ON {t};
 ALTER TABLE {t} DROP COLUMN IF EXISTS geom_3857;
 """ for t in LAYER_TABLES) + """
 DROP FUNCTION IF EXISTS huegis_tiles_notify();
+DROP FUNCTION IF EXISTS huegis_tiles_rebuild();
+DROP FUNCTION IF EXISTS huegis_tiles_announce(text, box2d);
 DROP FUNCTION IF EXISTS huegis_tiles_refresh_wards(integer[]);
 DROP FUNCTION IF EXISTS huegis_tiles_refresh_blocks(integer[], integer[], text[]);
 DROP TABLE IF EXISTS tiles_wards_gen, tiles_parcel_blocks, tiles_changes, tiles_state;

@@ -286,3 +286,42 @@ def test_redis_cache_shared_and_invalidated(settings: Settings, database_url: st
             with psycopg.connect(database_url) as conn:
                 conn.execute("UPDATE land_parcels SET land_use = 'ODT' WHERE id = %s",
                              (target,))
+
+
+def test_bulk_load_leaves_the_blocks_to_a_worker(client: TestClient, database_url: str) -> None:
+    """A statement over BULK_ROWS parcels does not dissolve in the transaction: a worker
+    rebuilds the land-use blocks right after, and every block tile follows."""
+    from importlib import import_module
+
+    bulk = import_module("migrations.versions.0005_tiles").BULK_ROWS
+    n = bulk + 1
+    side = int(n ** 0.5) + 1
+    svc = client.app.state.tile_service
+    z12 = "/collections/parcels/tiles/WebMercatorQuad/12/{y}/{x}"
+    t = WMQ.tile(107.452, 16.402, 12)
+    url = z12.format(y=t.y, x=t.x)
+    assert client.get(url).status_code == 204  # nothing there yet
+    sql = ("INSERT INTO land_parcels (parcel_no, map_sheet_no, land_use, ward_code, source, "
+           "geom) SELECT 'B' || i, 'BULK', 'LUC', '19753', 'tiles-test', ST_Multi("
+           "ST_MakeEnvelope(107.45 + (i %% %(s)s) * 0.0001, 16.40 + (i / %(s)s) * 0.0001, "
+           "107.45 + (i %% %(s)s) * 0.0001 + 0.00004, 16.40 + (i / %(s)s) * 0.0001 + 0.00004, "
+           "4326)) FROM generate_series(1, %(n)s) AS i")
+    try:
+        with psycopg.connect(database_url) as conn:
+            conn.execute(sql, {"s": side, "n": n})
+        with psycopg.connect(database_url) as conn:  # the insert itself left them dirty
+            assert conn.execute("SELECT blocks_dirty FROM tiles_state").fetchone()[0] or \
+                svc.messages > 0
+        _eventually(lambda: client.get(url).status_code == 200, timeout=60)
+        feats = mapbox_vector_tile.decode(client.get(url).content)["parcels"]["features"]
+        assert sum(f["properties"]["parcels"] for f in feats if
+                   f["properties"]["land_use"] == "LUC") >= n * 0.9
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT blocks_dirty FROM tiles_state").fetchone()[0] is False
+            assert conn.execute(
+                "SELECT (SELECT count(*) FROM land_parcels) = "
+                "(SELECT sum(parcels) FROM tiles_parcel_blocks)").fetchone()[0]
+    finally:
+        with psycopg.connect(database_url) as conn:
+            conn.execute("DELETE FROM land_parcels WHERE map_sheet_no = 'BULK'")
+        _eventually(lambda: client.get(url).status_code == 204, timeout=60)
