@@ -117,11 +117,10 @@ def test_wards_are_simplified_per_zoom_and_never_vanish(dsn: str) -> None:
     assert len(low) == 40
     assert {f["properties"]["gso_code"] for f in low} >= {"19753"}
     high = _features(_tile(dsn, "wards", 10)[0], "wards")
-    z10_tile = WMQ.tile(*CENTRE, 10)
+    # The same wards hold fewer vertices at z6 than at z10 (simplified per zoom).
     z6_share = [f for f in low if f["properties"]["gso_code"] in
                 {g["properties"]["gso_code"] for g in high}]
     assert vertices(z6_share) < vertices(high)
-    assert z10_tile.z == 10
     for z in range(6, 18):  # every zoom from 6 has wards
         assert _features(_tile(dsn, "wards", z)[0], "wards"), z
     assert generalize.zoom_range(VECTOR_LAYERS["incidents"])[0] == 6
