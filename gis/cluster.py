@@ -395,7 +395,11 @@ class Cluster:
         return self.datadir / "postmaster.pid"
 
     def initialized(self) -> bool:
-        return (self.datadir / "PG_VERSION").exists()
+        try:
+            return (self.datadir / "PG_VERSION").exists()
+        except PermissionError:
+            return True  # another user's data directory: it exists
+
 
     # -------------------------------------------------------------------------- inspection
     def server(self) -> PidFile | None:
@@ -429,7 +433,8 @@ class Cluster:
         socket_port = info.port if info else self.settings.pg_socket_port
         socket_dir = Path(info.socket_dir) if info else self.settings.socket_dir.resolve()
         db = self.settings.pg_database
-        return {"initialized": self.initialized(), "running": info is not None,
+        # a pid file we may not read (another user's cluster): ask the socket
+        return {"initialized": self.initialized(), "running": info is not None or self._ready(),
                 "pid": info.pid if info else None, "datadir": str(self.datadir),
                 "socket": str(socket_dir / f".s.PGSQL.{socket_port}"),
                 "url": f"postgresql://postgres@/{db}?host={quote(str(socket_dir), safe='/')}"
