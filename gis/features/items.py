@@ -136,15 +136,18 @@ def items_sql(layer: Layer, q: ItemsQuery) -> tuple[str, list[object]]:
             raise InvalidParameter("'after' cursors apply only to the default order; "
                                    "use offset with sortby")
         where.append(f"{idcol} > {params.add(q.after)}")
-    offset = ""
+    limit = params.add(q.limit + 1)
     if q.offset and q.default_order:
         seek = (f"SELECT {idcol}{_from_where(layer, where)} ORDER BY {idcol} "
                 f"OFFSET {params.add(q.offset)} LIMIT 1")
         where = [*where, f"{idcol} >= ({seek})"]
     elif q.offset:
-        offset = f" OFFSET {params.add(q.offset)}"
+        # Deferred join: the page's ids are sorted and skipped without building features.
+        page = (f"SELECT {idcol}{_from_where(layer, where)}{order_sql(layer, q)} "
+                f"LIMIT {limit} OFFSET {params.add(q.offset)}")
+        where = [*where, f"{idcol} = ANY(ARRAY({page}))"]
     sql = (f"SELECT {feature_sql(layer, q)}, {idcol}{_from_where(layer, where)}"
-           f"{order_sql(layer, q)} LIMIT {params.add(q.limit + 1)}{offset}")
+           f"{order_sql(layer, q)} LIMIT {limit}")
     return sql, params.values
 
 
