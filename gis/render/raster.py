@@ -4,6 +4,7 @@ images in any supported CRS, and the value at a point."""
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -83,15 +84,34 @@ def colorize(data: np.ma.MaskedArray, style: RasterStyle) -> np.ndarray:
     return rgba
 
 
+_readers = threading.local()
+
+
+def _reader(path: Path, tms):
+    """An open rio-tiler Reader of ``path`` for ``tms``, kept per thread (a dataset handle is
+    not shared between threads) and reopened when the file changes."""
+    from rio_tiler.io import Reader
+
+    cache = getattr(_readers, "cache", None)
+    if cache is None:
+        cache = _readers.cache = {}
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size, tms.id)
+    reader = cache.get(key)
+    if reader is None:
+        for old in [k for k in cache if k[0] == key[0] and k[3] == key[3]]:
+            cache.pop(old).close()
+        reader = cache[key] = Reader(str(path), tms=tms)
+    return reader
+
+
 def tile_png(path: Path, tms, x: int, y: int, z: int, tilesize: int,
              style: RasterStyle) -> bytes | None:
     """A PNG map tile of a COG (as TiTiler renders it), or ``None`` outside the raster."""
     from rio_tiler.errors import TileOutsideBounds
-    from rio_tiler.io import Reader
 
     try:
-        with Reader(str(path), tms=tms) as src:
-            img = src.tile(x, y, z, tilesize=tilesize)
+        img = _reader(path, tms).tile(x, y, z, tilesize=tilesize)
     except TileOutsideBounds:
         return None
     img.rescale(in_range=(style.rescale,))
