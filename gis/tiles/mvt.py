@@ -103,8 +103,7 @@ def _layer_sql(layer: Layer, mode: str, srid: int, fields: tuple[str, ...],
             "AS category, ST_Centroid(ST_Collect(g)) AS g FROM p GROUP BY gx, gy), "
             f"m AS (SELECT ST_AsMVTGeom(c.g, {env}::box2d, {EXTENT}, 0, true) AS __geom, "
             "c.count, c.category FROM c) "
-            f"SELECT ST_AsMVT(m.*, {name}, {EXTENT}, '__geom'), count(*) FROM m "
-            "WHERE m.__geom IS NOT NULL")
+            f"SELECT ST_AsMVT(m.*, {name}, {EXTENT}, '__geom'), count(m.__geom) FROM m")
 
     if mode == "blocks":
         source = "tiles_parcel_blocks AS t"
@@ -144,8 +143,7 @@ def _layer_sql(layer: Layer, mode: str, srid: int, fields: tuple[str, ...],
         f"WITH m AS (SELECT ST_AsMVTGeom({geom}, {clip}, {EXTENT}, {BUFFER}, true) AS __geom"
         + (", " + cols if cols else "") +
         f" FROM {source} WHERE {where}{order}) "
-        f"SELECT ST_AsMVT(m.*, {name}, {EXTENT}, '__geom'{id_arg}), count(*) FROM m "
-        "WHERE m.__geom IS NOT NULL")
+        f"SELECT ST_AsMVT(m.*, {name}, {EXTENT}, '__geom'{id_arg}), count(m.__geom) FROM m")
 
 
 @dataclass(frozen=True)
