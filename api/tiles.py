@@ -74,7 +74,7 @@ def tile_service(request: Request) -> TileService:
 
 def cache_control(settings: Settings) -> str:
     if settings.tile_max_age <= 0:
-        return "public, no-cache"
+        return "public, max-age=0, must-revalidate"
     return f"public, max-age={settings.tile_max_age}"
 
 
