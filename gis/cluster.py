@@ -463,7 +463,7 @@ class Cluster:
                     raise self._port_error(problem)
             if not self.initialized():
                 self._check_space(MIN_FREE_INIT)
-                self.init(bindir, user)
+                self.init(bindir)
             self._check_space(MIN_FREE_START)
             self._start(bindir, user, timeout)
         self._wait_ready(timeout)
@@ -485,16 +485,11 @@ class Cluster:
                         "(see `huegis db status`)", self.logfile)
         return True
 
-    def init(self, bindir: Path | None = None, user: str | None = None) -> None:
+    def init(self, bindir: Path | None = None) -> None:
         """Create the data directory with ``initdb`` and the managed configuration."""
         bindir = bindir or find_pg_bindir()
-        user = user if user is not None else _run_as_user()
-        try:
-            self.settings.var_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise self._dir_error(self.settings.var_dir, e) from None
-        if user:
-            self._prepare_root_dirs(user)
+        user = _run_as_user()
+        self._check_dirs(user)
         try:
             self.datadir.mkdir(parents=True, exist_ok=True)
             if user:
@@ -586,7 +581,6 @@ class Cluster:
     def _prepare_root_dirs(self, user: str) -> None:
         var = self.settings.var_dir
         try:
-            _make_traversable(var.resolve(), user)
             pw = pwd.getpwnam(user)
             if self.initialized() and self.datadir.stat().st_uid != pw.pw_uid:
                 owner = _user_name(self.datadir.stat().st_uid)
@@ -601,9 +595,14 @@ class Cluster:
                 os.chown(self.datadir, pw.pw_uid, pw.pw_gid)
         except OSError as e:
             raise self._dir_error(var, e) from None
-        probe = subprocess.run(["runuser", "-u", user, "--", "test", "-w", str(var)],
-                               capture_output=True)
-        if probe.returncode != 0:
+        probe = ["runuser", "-u", user, "--", "test", "-w", str(var)]
+        if subprocess.run(probe, capture_output=True).returncode == 0:
+            return
+        try:
+            _make_traversable(var.resolve(), user)
+        except OSError as e:
+            raise self._dir_error(var, e) from None
+        if subprocess.run(probe, capture_output=True).returncode != 0:
             raise _fail(f"{var} is not writable by the {user} user, who runs the server",
                         f"set HUEGIS_VAR_DIR to a directory on a local disk, or chown {user} "
                         f"{var}", self.logfile)
