@@ -157,3 +157,34 @@ def test_routes_documented(client):
         assert p in paths
     conf = client.get("/conformance").json()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-maps-1/1.0/conf/core" in conf
+
+
+def test_png_tile_is_never_stale_after_a_direct_sql_edit(client, demo_settings):
+    """A cached PNG tile is invalidated by a plain SQL UPDATE (trigger → NOTIFY → cache)."""
+    import time
+
+    import psycopg
+
+    with psycopg.connect(demo_settings.dsn) as conn:
+        pid, use, lon, lat = conn.execute(
+            "SELECT id, land_use, ST_X(p), ST_Y(p) FROM (SELECT id, land_use, "
+            "ST_PointOnSurface(geom) AS p FROM land_parcels WHERE land_use <> 'SON' ORDER BY "
+            "geom <-> ST_SetSRID(ST_MakePoint(%s, %s), 4326) LIMIT 1) s",
+            DAI_NOI_LONLAT).fetchone()
+    t = TMS.tile(lon, lat, 17)
+    url = f"/collections/parcels/map/tiles/WebMercatorQuad/17/{t.y}/{t.x}"
+    before = client.get(url)
+    assert client.get(url).headers["etag"] == before.headers["etag"]  # cached
+    try:
+        with psycopg.connect(demo_settings.dsn) as conn:
+            conn.execute("UPDATE land_parcels SET land_use = 'SON' WHERE id = %s", (pid,))
+        deadline = time.monotonic() + 10
+        after = client.get(url)
+        while after.content == before.content and time.monotonic() < deadline:
+            time.sleep(0.2)
+            after = client.get(url)
+        assert after.content != before.content
+        assert after.headers["etag"] != before.headers["etag"]
+    finally:
+        with psycopg.connect(demo_settings.dsn) as conn:
+            conn.execute("UPDATE land_parcels SET land_use = %s WHERE id = %s", (use, pid))
