@@ -21,7 +21,6 @@ from gis.auth import Principal
 from gis.errors import FeatureNotFound, InvalidParameter
 from gis.features import request as req
 from gis.features.cql2 import parse_filter
-from gis.features.transactions import etag_header
 from gis.features.svg import svg_map
 from gis.sqlbuild import visible_fields
 from layers import CATALOG, Layer, RasterLayer
@@ -291,8 +290,10 @@ class FeaturesRouter:
                            else visible_fields(layer, principal=principal))
                 here = f"{base_url(request, settings)}/collections/{layer.id}/items"
                 svg = svg_map(feats, link=here + "/{id}?f=html") if q.crs == CRS84 else ""
+                pages = [{**lk, "href": lk["href"] + "&f=html"} for lk in links
+                         if lk["rel"] in ("prev", "next")]
                 return html_page("items.html", request, settings, layer=layer, features=feats,
-                                 columns=columns, links=links, svg=svg,
+                                 columns=columns, links=pages, svg=svg,
                                  number_returned=len(page), number_matched=matched)
             body = features.feature_collection(page, links, len(page), matched, _now())
             return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{q.crs.uri}>"})
@@ -308,15 +309,15 @@ class FeaturesRouter:
             fmt = negotiate(request, f)
             out = req.parse_api_crs(crs)
             fid = features.feature_id(layer, feature_id)
-            text = None
+            row = None
             if fid is not None:
                 q = features.ItemsQuery(limit=1, crs=out, principal=principal)
-                text = await _guard(pool.fetchval(features.item_sql(layer, q), fid))
-            if text is None:
+                row = await _guard(pool.fetchrow(features.item_sql(layer, q), fid))
+            if row is None:
                 raise FeatureNotFound(f"no feature {feature_id!r} in collection {layer.id!r}")
             base = base_url(request, settings)
             href = f"{base}/collections/{layer.id}/items/{feature_id}"
-            feature = json.loads(text)
+            feature = json.loads(row[0])
             if fmt == "html":
                 svg = svg_map([feature]) if out == CRS84 else ""
                 return html_page("item.html", request, settings, layer=layer,
@@ -327,7 +328,7 @@ class FeaturesRouter:
                 _link(f"{base}/collections/{layer.id}", "collection", "application/json")]
             return Response(json.dumps(feature, ensure_ascii=False), media_type=GEOJSON,
                             headers={"Content-Crs": f"<{out.uri}>",
-                                     **await etag_header(pool, layer, feature_id)})
+                                     **({"ETag": row[1]} if row[1] else {})})
 
     @staticmethod
     def _links(request: Request, settings: Any, layer: Layer, q: features.ItemsQuery,

@@ -187,9 +187,13 @@ def plan_rows(explain_output: Any) -> int:
 
 def item_sql(layer: Layer, q: ItemsQuery | None = None) -> str:
     """SQL returning one GeoJSON Feature (text) by id (``$1``, of the id column's type, so
-    the primary key or unique index answers it)."""
+    the primary key or unique index answers it), and its ETag (editable layers; else NULL),
+    in one index lookup."""
+    from gis.features.transactions import etag_sql
+
     q = q or ItemsQuery(limit=1)
-    return (f"SELECT {feature_sql(layer, q)} FROM {table_ref(layer)} AS {ALIAS} "
+    etag = etag_sql(ALIAS) if layer.editable else "NULL::text"
+    return (f"SELECT {feature_sql(layer, q)}, {etag} FROM {table_ref(layer)} AS {ALIAS} "
             f"WHERE {_col(layer.id_column)} = $1")
 
 

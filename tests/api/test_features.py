@@ -97,6 +97,7 @@ def test_item_html_draws_the_feature_on_a_map(client: TestClient, all_incidents)
     assert "<svg" in r.text and "<circle" in r.text and "reporter" not in r.text
     r = client.get(ITEMS.format("parcels"), params={"f": "html", "limit": 3})
     assert r.text.count("<path") == 3 and r.text.count("<tr>") == 4
+    assert 'rel="next"' in r.text and "f=html" in r.text.split('rel="next" href="')[1][:300]
 
 
 # ------------------------------------------------------------------------------ part 1
