@@ -565,7 +565,7 @@ class Cluster:
             self._prepare_root_dirs(user)
             return
         me = os.geteuid()
-        for path in (var, self.datadir):
+        for path in (self.datadir, var):   # the owner of the data directory tells most
             if not path.exists():
                 continue
             owner = path.stat().st_uid
