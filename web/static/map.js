@@ -134,7 +134,7 @@
     let timer = null, results = [];
     function go(r) {
       if (r.bbox) map.fitBounds([[r.bbox[0], r.bbox[1]], [r.bbox[2], r.bbox[3]]], { padding: 40, maxZoom: 17 });
-      else map.flyTo({ center: r.center, zoom: Math.max(map.getZoom(), 16) });
+      else map.flyTo({ center: r.center, zoom: r.kind === "ward" ? 13 : Math.max(map.getZoom(), 16) });
       list.hidden = true;
       input.value = r.name;
     }
