@@ -80,13 +80,15 @@ class TileService:
         await self.cache.close()
 
     async def _run(self) -> None:
+        backoff = 0.2
         while True:
             try:
                 conn = await asyncpg.connect(self.settings.dsn, timeout=10, server_settings={
                     "application_name": LISTENER_NAME})
             except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
                 log.warning("tile invalidation: cannot LISTEN (%s); cache disabled", exc)
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
                 continue
             lost = asyncio.Event()
             conn.add_termination_listener(lambda _c, ev=lost: ev.set())
@@ -96,6 +98,7 @@ class TileService:
                 self._conn = conn
                 self.cache.enabled = True
                 self.connected.set()
+                backoff = 0.2
                 while not lost.is_set():
                     try:
                         await asyncio.wait_for(lost.wait(), 5.0)
@@ -107,7 +110,8 @@ class TileService:
                 self._disconnected()
                 with contextlib.suppress(Exception):
                     await conn.close(timeout=1)
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
 
     async def catch_up(self, conn: asyncpg.Connection) -> int:
         """Replay the changes logged since the cache's watermark (all of them when the cache
