@@ -25,6 +25,7 @@ from layers import Layer, RasterLayer
 MAX_SIDE = 4096
 MAX_PIXELS = 4096 * 4096
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg"}
+PNG_COMPRESSION = 2  # zlib level: most of the size gain of 6 at a fraction of the time
 TILE_BUFFER = 64  # px around a tile where labels and symbols are placed too (no seams)
 
 
@@ -127,10 +128,11 @@ class Renderer:
         key = (tuple(la.id for la in layers), srid, labels, buffer, scale_limits)
         m = cache.get(key)
         if m is None:
-            ensure_fonts()
-            m = mapnik.Map(256, 256)
-            mapnik.load_map_from_string(m, map_xml(layers, srid, self.params, labels, buffer,
-                                                   scale_limits, self.stored_3857))
+            with _build_lock:  # Mapnik's font and plugin registries are shared by threads
+                ensure_fonts()
+                m = mapnik.Map(256, 256)
+                mapnik.load_map_from_string(m, map_xml(layers, srid, self.params, labels,
+                                                       buffer, scale_limits, self.stored_3857))
             m.aspect_fix_mode = mapnik.aspect_fix_mode.RESPECT
             if len(cache) > 64:
                 cache.clear()
@@ -164,8 +166,10 @@ class Renderer:
         layers = list(layers)
         plain = output.format == "png" and output.transparent
         if plain and layers and all(isinstance(la, Layer) for la in layers):
-            im = self._mapnik_image(view, tuple(layers), labels, scale_limits)  # type: ignore
-            return im.to_string("png32")
+            # Encoded by Pillow, which releases the GIL while compressing (Mapnik's own PNG
+            # writer holds it, stalling the event loop during large WMS images).
+            return encode(self.vector_rgba(view, layers, labels, scale_limits),  # type: ignore
+                          output)
         if (plain and len(layers) == 1 and isinstance(layers[0], RasterLayer)
                 and view.tile is not None):
             tms, x, y, z = view.tile
@@ -211,14 +215,14 @@ def encode(rgba: np.ndarray, output: Output) -> bytes:
     img = Image.fromarray(rgba, "RGBA")
     buf = io.BytesIO()
     if output.format == "png" and output.transparent:
-        img.save(buf, "PNG", compress_level=3)
+        img.save(buf, "PNG", compress_level=PNG_COMPRESSION)
         return buf.getvalue()
     bg = Image.new("RGBA", img.size, (*output.bgcolor, 255))
     flat = Image.alpha_composite(bg, img).convert("RGB")
     if output.format == "jpeg":
         flat.save(buf, "JPEG", quality=85)
     else:
-        flat.save(buf, "PNG", compress_level=3)
+        flat.save(buf, "PNG", compress_level=PNG_COMPRESSION)
     return buf.getvalue()
 
 
@@ -235,6 +239,7 @@ def empty_png(width: int, height: int) -> bytes:
 
 
 _fonts_checked = False
+_build_lock = threading.Lock()
 
 
 def ensure_fonts() -> None:

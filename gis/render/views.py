@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from gis.crs import parse_bbox, parse_crs
 from gis.errors import InvalidParameter, InvalidTile, TileMatrixSetNotFound, UnknownCRS
-from gis.render.engine import MapView
+from gis.render.engine import TILE_BUFFER, MapView
 
 MAP_TMS = ("WebMercatorQuad", "WorldCRS84Quad")
 TILE_SIZES = (256, 512)
@@ -104,7 +104,8 @@ def parse_tile_col(x: str, tile_size: int | None) -> tuple[int, int]:
     return int(text), size
 
 
-def tile_view(tms_id: str, z: int, y: int, x: int, size: int, buffer: int = 64) -> MapView:
+def tile_view(tms_id: str, z: int, y: int, x: int, size: int, buffer: int = TILE_BUFFER
+              ) -> MapView:
     """The map view of tile z/y/x (row, then column) of ``tms_id`` at ``size`` px."""
     tms = map_tms(tms_id)
     if not 0 <= z <= min(tms.maxzoom, 24):
