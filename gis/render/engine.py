@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gis.errors import ImageTooLarge, InvalidParameter
+from gis.errors import DatabaseUnavailable, ImageTooLarge, InvalidParameter
 from gis.render.mapnik_env import mapnik_module
 from gis.render.raster import RasterStyle, part_rgba, tile_png
 from gis.render.style import FONT_FACE, PostgisParams, map_xml
@@ -142,11 +142,17 @@ class Renderer:
     def _mapnik_image(self, view: MapView, layers: tuple[Layer, ...], labels: bool,
                       scale_limits: bool):
         mapnik = mapnik_module()
-        m = self._mapnik_map(layers, view.srid, labels, view.buffer, scale_limits)
-        m.resize(view.width, view.height)
-        m.zoom_to_box(mapnik.Box2d(*view.bbox))
-        im = mapnik.Image(view.width, view.height)
-        mapnik.render(m, im, view.scale_factor)
+        try:
+            m = self._mapnik_map(layers, view.srid, labels, view.buffer, scale_limits)
+            m.resize(view.width, view.height)
+            m.zoom_to_box(mapnik.Box2d(*view.bbox))
+            im = mapnik.Image(view.width, view.height)
+            mapnik.render(m, im, view.scale_factor)
+        except RuntimeError as exc:  # Mapnik reports PostGIS failures as RuntimeError
+            if "Postgis Plugin" not in str(exc):
+                raise
+            self._local.maps = {}  # its connections may be dead: rebuild on the next request
+            raise DatabaseUnavailable("the database is unavailable for rendering") from exc
         return im
 
     def vector_rgba(self, view: MapView, layers: Sequence[Layer], labels: bool = True,

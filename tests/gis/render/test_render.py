@@ -272,3 +272,13 @@ def test_legend_shows_every_class_colour():
     raster = rgba(legend_png(CATALOG["flood-depth"], "en", 2.0,
                              RasterStyle.parse(CATALOG["flood-depth"])))
     assert raster.shape[0] > 200
+
+
+def test_database_down_is_a_503_not_a_crash(demo_settings):
+    from gis import db
+    from gis.errors import DatabaseUnavailable
+
+    gone = Renderer(db.with_database(demo_settings.dsn, "huegis_no_such_database"))
+    t = TMS.tile(*DAI_NOI_LONLAT, 12)
+    with pytest.raises(DatabaseUnavailable):
+        gone.render(tile_view("WebMercatorQuad", t.z, t.y, t.x, 256), [CATALOG["wards"]])
