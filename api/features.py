@@ -19,6 +19,7 @@ from api.landing import FormatQuery, html_page, negotiate
 from gis import features
 from gis.auth import Principal
 from gis.errors import FeatureNotFound, InvalidParameter
+from gis.features import cql2
 from gis.features import request as req
 from gis.features.cql2 import parse_filter
 from gis.features.svg import svg_map
@@ -181,6 +182,7 @@ class FeaturesRouter:
     router: APIRouter = field(default_factory=lambda: APIRouter(tags=["Features"]))
 
     def __post_init__(self) -> None:
+        cql2.warm_up()
         self.register_routes()
 
     def register_routes(self) -> None:  # noqa: C901 (route table)

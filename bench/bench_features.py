@@ -38,6 +38,7 @@ PEER_PACKAGES = ["tipg", "pygeoapi", "gunicorn", "uvicorn", "psycopg2-binary", "
                  "geoalchemy2"]
 CQL2 = "land_use = 'ODT' AND area_m2 > 150"
 BOX_M = 450.0
+RARE = "owner_type = 'state' AND area_m2 > 2000"  # few parcels, anywhere in the table
 
 
 def free_port() -> int:
@@ -254,6 +255,33 @@ def one(base: str, path: str) -> tuple[float, int]:
     return 1000 * (time.perf_counter() - t0), status
 
 
+def probes(coll: str, cap: int, total: int, fid: int) -> list[tuple[str, str]]:
+    """Single requests that could be slow on a big table (issue 10: none should take 1 s)."""
+    q = urllib.parse.quote
+    inc = "/collections/incidents"
+    return [
+        ("offset=cap (seek)", f"{coll}/items?limit=10&offset={cap}"),
+        ("offset=cap+1 (400)", f"{coll}/items?limit=10&offset={cap + 1}"),
+        ("after=90% (next link)", f"{coll}/items?limit=10&after={int(total * 0.9)}"),
+        ("item by id", f"{coll}/items/{fid}"),
+        ("item by id, not a number (404)", f"{coll}/items/abc"),
+        ("items, no filter", f"{coll}/items?limit=100"),
+        ("items limit=10000", f"{coll}/items?limit=10000"),
+        ("sortby=-area_m2", f"{coll}/items?limit=100&sortby=-area_m2"),
+        ("sortby=-area_m2 offset=cap", f"{coll}/items?limit=100&sortby=-area_m2&offset={cap}"),
+        ("CQL2 rare match, no bbox",
+         f"{coll}/items?limit=100&filter={q(RARE)}"),
+        ("land_use=ODT equality", f"{coll}/items?limit=100&land_use=ODT"),
+        ("items as HTML", f"{coll}/items?limit=100&f=html"),
+        ("items crs=EPSG:9214", f"{coll}/items?limit=100&crs=EPSG:9214"),
+        ("collection (extent)", coll),
+        ("incidents collection (extent)", inc),
+        ("incidents datetime interval", f"{inc}/items?limit=100&datetime=2025-01-01/.."),
+        ("incidents S_DWITHIN 1 km",
+         f"{inc}/items?limit=100&filter={q('S_DWITHIN(geom,POINT(107.5775 16.469),1,km)')}"),
+    ]
+
+
 def bbox_q(b: tuple[float, ...]) -> str:
     return ",".join(f"{v:.6f}" for v in b)
 
@@ -319,6 +347,7 @@ def main() -> None:  # noqa: C901 (one scenario after another)
                         f"{c}/items/{r.choice(ids)}" + (fj.replace("&", "?")),
                 }
                 for label, paths in scenarios.items():
+                    run_load(base, paths, 1.0, args.connections, args.seed + 1)  # warm-up
                     res = run_load(base, paths, args.seconds, args.connections, args.seed)
                     rows_out.append((label, name, res))
                     print(f"{label:22} {name:9} {res['rps']:8.1f} req/s  p50 {res['p50']:7.1f}"
@@ -327,14 +356,9 @@ def main() -> None:  # noqa: C901 (one scenario after another)
             deep = []
             hb, hc = servers["huegis"]
             cap = Settings().max_items_offset
-            for label, path in (
-                    ("huegis offset=cap (seek)", f"{hc}/items?limit=10&offset={cap}"),
-                    ("huegis offset=cap+1", f"{hc}/items?limit=10&offset={cap + 1}"),
-                    ("huegis after=90% (next link)",
-                     f"{hc}/items?limit=10&after={int(total * 0.9)}"),
-                    ("huegis item by id", f"{hc}/items/{ids[0]}")):
+            for label, path in probes(hc, cap, total, ids[0]):
                 ms, status = one(hb, path)
-                deep.append((label, ms, status))
+                deep.append((f"huegis {label}", ms, status))
             for name in ("tipg", "pygeoapi"):
                 if name in servers:
                     b, c = servers[name]
