@@ -10,14 +10,23 @@ import anyio
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
 
-from api.deps import AnyLayerDep, PoolDep, SettingsDep
+from api.deps import AnyLayerDep, PoolDep, SettingsDep, base_url
 from api.tiles import tile_response
 from gis import render
 from gis.catalog import any_layer
 from gis.errors import DataMissing, InvalidParameter
-from gis.render.views import CRSRef, parse_tile_col, parse_xy_bbox, tile_view, transform_bbox
+from gis.render.views import (
+    MAP_TMS,
+    CRSRef,
+    map_tms,
+    parse_tile_col,
+    parse_xy_bbox,
+    tile_view,
+    transform_bbox,
+)
 from gis.settings import Settings
 from gis.tiles.cache import TileKey, etag_of
+from gis.tiles.metadata import tms_crs, tms_uri
 from layers import VECTOR_LAYERS, Layer, RasterLayer
 
 PNG = "image/png"
@@ -100,6 +109,22 @@ async def draw(request: Request, settings: Settings, pool, view: render.MapView,
     return await anyio.to_thread.run_sync(work, limiter=request.app.state.huegis_render_limiter)
 
 
+def map_tileset(title: str, base: str, prefix: str, tms_id: str, query: str = "") -> dict:
+    """Tileset metadata of PNG map tiles under ``base + prefix`` (``…/map/tiles``)."""
+    map_tms(tms_id)
+    return {
+        "title": f"{title} ({tms_id})", "dataType": "map", "crs": tms_crs(tms_id),
+        "tileMatrixSetURI": tms_uri(tms_id),
+        "links": [
+            {"rel": "self", "type": "application/json",
+             "href": f"{base}{prefix}/{tms_id}{query}"},
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
+             "type": "application/json", "href": f"{base}/tileMatrixSets/{tms_id}"},
+            {"rel": "item", "type": PNG, "templated": True, "title": "256 px (@2x: 512 px)",
+             "href": f"{base}{prefix}/{tms_id}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}{query}"},
+        ]}
+
+
 def tile_variant(layers: list[Layer | RasterLayer], size: int, labels: bool,
                  colormap: str | None, rescale: str | None) -> str:
     """The cache key's variant: empty for the default 256 px tile with the catalog's style
@@ -174,6 +199,35 @@ class MapsRouter:
 
             key = TileKey("png", tuple(la.id for la in layers), tms_id, z, col, y, variant)
             return await tile_response(request, key, make, PNG)
+
+        @r.get("/collections/{collection_id}/map/tiles", summary="Map tilesets of a layer")
+        async def collection_tilesets(request: Request, layer: AnyLayerDep,
+                                      settings: SettingsDep) -> dict:
+            """The PNG map tilesets of a layer (one per tile matrix set)."""
+            base, prefix = base_url(request, settings), f"/collections/{layer.id}/map/tiles"
+            return {"tilesets": [map_tileset(layer.title, base, prefix, t) for t in MAP_TMS],
+                    "links": [{"rel": "self", "type": "application/json",
+                               "href": base + prefix}]}
+
+        @r.get("/collections/{collection_id}/map/tiles/{tms_id}",
+               summary="Map tileset of a layer")
+        async def collection_tileset(request: Request, layer: AnyLayerDep,
+                                     settings: SettingsDep, tms_id: str) -> dict:
+            """Metadata of a layer's PNG map tileset, with the tile URL template."""
+            return map_tileset(layer.title, base_url(request, settings),
+                               f"/collections/{layer.id}/map/tiles", tms_id)
+
+        @r.get("/map/tiles", summary="Map tilesets of several layers")
+        async def dataset_tilesets(request: Request, settings: SettingsDep,
+                                   collections: CollectionsQ = None) -> dict:
+            """PNG map tilesets of several layers (``collections``, default all vector)."""
+            layers = parse_collections(collections)
+            query = "?collections=" + ",".join(la.id for la in layers) if collections else ""
+            base, title = base_url(request, settings), ", ".join(la.title for la in layers)
+            return {"tilesets": [map_tileset(title, base, "/map/tiles", t, query)
+                                 for t in MAP_TMS],
+                    "links": [{"rel": "self", "type": "application/json",
+                               "href": f"{base}/map/tiles{query}"}]}
 
         @r.get("/collections/{collection_id}/map/tiles/{tms_id}/{z}/{y}/{x}",
                summary="A map tile of one layer", response_class=Response,

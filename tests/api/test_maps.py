@@ -188,3 +188,19 @@ def test_png_tile_is_never_stale_after_a_direct_sql_edit(client, demo_settings):
     finally:
         with psycopg.connect(demo_settings.dsn) as conn:
             conn.execute("UPDATE land_parcels SET land_use = %s WHERE id = %s", (use, pid))
+
+
+def test_map_tilesets_metadata(client):
+    doc = client.get("/collections/flood-depth/map/tiles").json()
+    assert {t["tileMatrixSetURI"].rsplit("/", 1)[1] for t in doc["tilesets"]} == {
+        "WebMercatorQuad", "WorldCRS84Quad"}
+    one = client.get("/collections/parcels/map/tiles/WebMercatorQuad").json()
+    assert one["dataType"] == "map"
+    template = next(lk["href"] for lk in one["links"] if lk["rel"] == "item")
+    url = (template.replace("{tileMatrix}", "17").replace("{tileRow}", str(T17.y))
+           .replace("{tileCol}", str(T17.x)).split("testserver", 1)[1])
+    assert client.get(url).headers["content-type"] == "image/png"
+    multi = client.get("/map/tiles?collections=wards,parcels").json()
+    assert all("collections=wards,parcels" in lk["href"] for t in multi["tilesets"]
+               for lk in t["links"] if lk["rel"] == "item")
+    assert client.get("/collections/parcels/map/tiles/Nope").status_code == 404
