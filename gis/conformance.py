@@ -56,6 +56,8 @@ CONFORMANCE: dict[str, tuple[str, ...]] = {
         "http://www.opengis.net/spec/ogcapi-maps-1/1.0/conf/crs",
         "http://www.opengis.net/spec/ogcapi-maps-1/1.0/conf/png",
         "http://www.opengis.net/spec/ogcapi-maps-1/1.0/conf/jpeg",
+        # PNG map tiles (OGC API Tiles' encoding class; the tilesets are served by api/maps).
+        "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/png",
     ),
     "styles": (),
 }
