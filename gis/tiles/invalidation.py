@@ -51,6 +51,7 @@ class TileService:
         self.pending = 0  # shared-level invalidations in flight
         self.messages = 0
         self.connected = asyncio.Event()
+        self._first_attempt = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._jobs: set[asyncio.Task] = set()
         self._conn: asyncpg.Connection | None = None
@@ -62,8 +63,8 @@ class TileService:
     async def start(self, wait_s: float = 5.0) -> None:
         """Start listening; wait (a little) for the connection so caching starts at once."""
         self._task = asyncio.create_task(self._run())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.connected.wait(), wait_s)
+        with contextlib.suppress(TimeoutError):  # never delays start-up when the DB is down
+            await asyncio.wait_for(self._first_attempt.wait(), wait_s)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -86,6 +87,7 @@ class TileService:
                 conn = await asyncpg.connect(self.settings.dsn, timeout=10, server_settings={
                     "application_name": LISTENER_NAME})
             except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                self._first_attempt.set()
                 log.warning("tile invalidation: cannot LISTEN (%s); cache disabled", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
@@ -98,6 +100,7 @@ class TileService:
                 self._conn = conn
                 self.cache.enabled = True
                 self.connected.set()
+                self._first_attempt.set()
                 backoff = 0.2
                 while not lost.is_set():
                     try:
@@ -105,6 +108,7 @@ class TileService:
                     except TimeoutError:
                         await asyncio.wait_for(conn.fetchval("SELECT 1"), 5.0)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                self._first_attempt.set()
                 log.warning("tile invalidation: LISTEN connection lost (%s)", exc)
             finally:
                 self._disconnected()
