@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -158,6 +159,8 @@ def main() -> None:
     scratch = (nullcontext(args.database) if args.database
                else db.scratch_database(server, "huegis_bench_queries", keep=args.keep))
     with scratch as url:
+        if args.keep:
+            print(f"keeping database {db.redact(url)} and rasters in {var_dir}")
         if not args.database:
             load(url, var_dir, args.rows, args.seed)
         else:  # an existing demo: its rasters are wherever raster_datasets says
@@ -187,6 +190,8 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+            if not args.database and not args.keep:
+                shutil.rmtree(var_dir, ignore_errors=True)  # the demo's rasters
     lines = [f"# bench_queries: {args.rows:,} parcels, {args.connections} connections, "
              f"{args.workers} workers",
              "", f"{platform.node()} · {os.cpu_count()} CPUs · Python "
