@@ -1,6 +1,7 @@
 """Accounts, API keys and tokens against a real database (gis.auth)."""
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import asyncpg
 import psycopg
@@ -23,7 +24,10 @@ WARD = "19753"  # Phường Phú Xuân (GSO code, real data)
 
 
 def _run(coro):
-    return asyncio.run(coro)
+    """Run ``coro`` on a fresh event loop in its own thread (safe even when another test left
+    a loop running in this one)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 async def _with_conn(url: str, fn):
