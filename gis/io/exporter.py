@@ -8,6 +8,7 @@ same transformation as imports, so an export in EPSG:9214 re-imports to the same
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -161,7 +162,9 @@ def export_layer(conn: psycopg.Connection, layer: Layer | str, out: Path | str,
 def _chunks(conn: psycopg.Connection, query: sql.Composable, params: tuple, layer: Layer,
             names: list[str], srid: int, chunk_rows: int) -> Iterator[Chunk]:
     """Rows of a server-side cursor, ``chunk_rows`` at a time, as chunks in ``srid``."""
-    with conn.cursor(name=f"huegis_export_{uuid.uuid4().hex[:8]}") as cur:
+    # A server-side cursor lives in a transaction (opened here on an autocommit connection).
+    block = conn.transaction() if conn.autocommit else contextlib.nullcontext()
+    with block, conn.cursor(name=f"huegis_export_{uuid.uuid4().hex[:8]}") as cur:
         cur.itersize = chunk_rows
         cur.execute(query, params)
         while rows := cur.fetchmany(chunk_rows):

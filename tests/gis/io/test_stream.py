@@ -95,3 +95,10 @@ def test_feature_batcher_keeps_one_schema() -> None:
     assert str(first.frame["a"].dtype) == str(later.frame["a"].dtype) == "Int64"
     assert first.frame["b"].tolist() == ["x", '{"k": 1}'] and later.frame["b"][0] == "3"
     assert list(first.frame.columns) == ["a", "b"] and first.geometry[0] is None
+
+
+def test_export_on_an_autocommit_connection(demo_settings: Settings, tmp_path: Path) -> None:
+    with psycopg.connect(demo_settings.dsn, autocommit=True) as conn:
+        n = export_layer(conn, "health", tmp_path / "h.csv", "csv", chunk_rows=7)
+        assert n == conn.execute("SELECT count(*) FROM health_facilities").fetchone()[0] > 7
+    assert len(pd.read_csv(tmp_path / "h.csv")) == n
