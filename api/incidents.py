@@ -20,7 +20,13 @@ from api.deps import PoolDep, PrincipalDep, SettingsDep, base_url
 from gis.auth import Principal
 from gis.errors import Forbidden, InvalidParameter, PayloadTooLarge
 from gis.incidents import CATEGORIES, OPEN, feed, photos, workflow
-from gis.incidents.intake import NewReport, create_report, duplicate_candidates, fetch_report
+from gis.incidents.intake import (
+    REPORT_SELECT,
+    NewReport,
+    create_report,
+    duplicate_candidates,
+    fetch_report,
+)
 from gis.settings import Settings
 
 WORKERS = ("inspector", "admin")  # roles that work reports
@@ -216,18 +222,17 @@ class IncidentsRouter:
                     principal.require_ward(w)
                 wards = wards or principal.wards
             rows = await pool.fetch(
-                "SELECT ref FROM incidents WHERE ($1::text[] IS NULL OR ward_code = ANY($1)) "
-                "AND ($2::text[] IS NULL OR status = ANY($2)) "
-                "AND ($3::text[] IS NULL OR category = ANY($3)) "
-                "AND (NOT $4 OR (status IN ('received', 'assigned', 'in_progress', 'reopened')"
-                " AND sla_due_at < now())) ORDER BY created_at DESC, id DESC "
-                "LIMIT $5 OFFSET $6",
+                f"{REPORT_SELECT} WHERE ($1::text[] IS NULL OR i.ward_code = ANY($1)) "
+                "AND ($2::text[] IS NULL OR i.status = ANY($2)) "
+                "AND ($3::text[] IS NULL OR i.category = ANY($3)) "
+                "AND (NOT $4 OR (i.status IN ('received', 'assigned', 'in_progress', "
+                "'reopened') AND i.sla_due_at < now())) "
+                "ORDER BY i.created_at DESC, i.id DESC LIMIT $5 OFFSET $6",
                 sorted(wards) if wards is not None else None,
                 sorted(_csv(status)) if status else None,
                 sorted(_csv(category)) if category else None, overdue, limit, offset)
             base = base_url(request, settings)
-            items = [report_json(await fetch_report(pool, x["ref"]), principal, base)
-                     for x in rows]
+            items = [report_json(x, principal, base) for x in rows]
             return {"items": items, "limit": limit, "offset": offset}
 
         @r.get("/incidents/overdue", summary="Overdue reports per ward (staff)")

@@ -43,7 +43,11 @@ def _working(t: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
 
 
 def _local_text(t: np.ndarray) -> list:
-    """Local (UTC+07:00) seconds since 1970-01-01 → ISO 8601 text with ``+07``; NaN → None."""
+    """Local (UTC+07:00) seconds since 1970-01-01 → ISO 8601 text with ``+07``; NaN → None.
+
+    >>> _local_text(np.array([86400.0 + 3600, np.nan]))
+    ['1970-01-02T01:00:00+07', None]
+    """
     t = np.asarray(t, dtype=float)
     valid = np.isfinite(t)
     loc = np.where(valid, t, 0).astype("int64").astype("datetime64[s]")

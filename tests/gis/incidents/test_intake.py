@@ -4,6 +4,7 @@ Idempotency-Key make one report, the first event commits with the report."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import uuid
 
 import asyncpg
@@ -18,7 +19,9 @@ from tests.common import DAI_NOI_LONLAT, HANOI_LONLAT
 
 
 def _run(coro):
-    return asyncio.run(coro)
+    """Run a coroutine on its own loop in a worker thread (whatever loop this thread has)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def test_route_matches_point_in_polygon(database_url: str) -> None:
