@@ -38,7 +38,8 @@ from gis.errors import (
     PreconditionFailed,
     PreconditionRequired,
 )
-from gis.sqlbuild import id_is_integer, ident, properties_json, table_ref, visible_fields
+from gis.features.items import feature_id as typed_id
+from gis.sqlbuild import ident, properties_json, table_ref, visible_fields
 from layers import Field, Layer
 
 AREA_SRID = 9214  # VN-2000 / TM-3 107-00: areas are measured in it
@@ -284,41 +285,6 @@ def feature_sql(layer: Layer, principal: Principal | None, alias: str = "t") -> 
             f"{GEOJSON_DECIMALS})::json, 'properties', {props})")
 
 
-async def item_etag(conn: asyncpg.Pool | asyncpg.Connection, layer: Layer,
-                    feature_id: str) -> str | None:
-    """The ETag of one feature (None when it does not exist or the layer is not editable)."""
-    if not layer.editable:
-        return None
-    key = id_value(layer, feature_id)
-    if key is None:
-        return None
-    return await conn.fetchval(
-        f"SELECT {etag_sql()} FROM {table_ref(layer)} t "
-        f"WHERE t.{ident(layer.id_column)} = $1", key)
-
-
-async def etag_header(conn: asyncpg.Pool | asyncpg.Connection, layer: Layer,
-                      feature_id: str) -> dict[str, str]:
-    """``{"ETag": …}`` for a GET of one feature of an editable layer, else ``{}``."""
-    etag = await item_etag(conn, layer, str(feature_id))
-    return {"ETag": etag} if etag else {}
-
-
-def id_value(layer: Layer, feature_id: str) -> int | str | None:
-    """The feature id of a URL as the id column's type (so the primary key index is used);
-    None when it cannot be one.
-
-    >>> from layers import VECTOR_LAYERS
-    >>> id_value(VECTOR_LAYERS["parcels"], "42"), id_value(VECTOR_LAYERS["parcels"], "4x")
-    (42, None)
-    """
-    if not id_is_integer(layer):
-        return feature_id
-    if not feature_id.isascii() or not feature_id.isdigit() or len(feature_id) > 18:
-        return None
-    return int(feature_id)
-
-
 def check_if_match(if_match: str | None, etag: str) -> None:
     """428 without ``If-Match``, 412 when none of its (strong) tags is the current one.
 
@@ -456,7 +422,7 @@ async def _locked(conn: asyncpg.Connection, layer: Layer, principal: Principal,
                   feature_id: str, if_match: str | None) -> asyncpg.Record:
     """Lock the row, check ``If-Match`` and the inspector's ward; the row's id, ETag, full
     record and the record as ``principal`` sees it."""
-    key = id_value(layer, feature_id)
+    key = typed_id(layer, feature_id)
     row = None if key is None else await conn.fetchrow(
         f"SELECT t.{ident(layer.id_column)} AS id, {etag_sql()} AS etag, "
         f"{feature_sql(layer, None)}::text AS full, "
