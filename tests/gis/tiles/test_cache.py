@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import morecantile
@@ -38,7 +39,9 @@ async def _fill(cache: TileCache, keys: list[TileKey]) -> None:
 
 
 def _run(coro):
-    return asyncio.run(coro)
+    """Run a coroutine in its own thread and loop (works even if a loop runs here)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def test_disk_layout_is_what_nginx_serves(tmp_path: Path) -> None:

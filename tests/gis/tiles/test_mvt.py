@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import asyncpg
 import mapbox_vector_tile
@@ -33,7 +34,8 @@ def _tile(dsn: str, layer_id: str, z: int, lonlat=CENTRE, tms: str = "WebMercato
         finally:
             await conn.close()
 
-    return asyncio.run(run()), t
+    with ThreadPoolExecutor(1) as pool:  # its own loop, even if one runs in this thread
+        return pool.submit(asyncio.run, run()).result(), t
 
 
 def _features(data: bytes, layer_id: str) -> list[dict]:
