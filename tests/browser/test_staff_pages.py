@@ -132,6 +132,19 @@ def test_dashboard_figures_match_the_database(open_page, live_server, demo_setti
     page.select_option("#figure", "on_time_share")
     page.wait_for_function("hueWardMap.querySourceFeatures('wardfig').some("
                            "f => f.properties.value > 0 && f.properties.value <= 1)")
+    # Refreshed live: a new report counts within seconds, without reloading the page.
+    page.evaluate("window.__notReloaded = true")
+    lon, lat = DAI_NOI_LONLAT
+    ref = post_json(f"{live_server}/incidents", {"category": "noise", "lon": lon,
+                                                 "lat": lat})["ref"]
+    try:
+        page.wait_for_function(
+            f"document.getElementById('k-count').innerText === '{n + 1:,}'", timeout=20_000)
+        assert page.evaluate("window.__notReloaded") is True
+    finally:
+        with psycopg.connect(demo_settings.dsn) as conn:
+            conn.execute("DELETE FROM incidents WHERE ref = %s", (ref,))
+            conn.commit()
     # A failing heatmap query (HTTP 503) leaves the rest of the board working; it is the
     # only console error tolerated, and only when the server really answered so.
     errors = [e for e in console.errors
