@@ -125,28 +125,35 @@ async def hexbins(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
     containing it); empty hexagons are left out.
 
     Column ``i`` of the tiling is centred at x = 1.5·s·i, row ``j`` at
-    y = h·(2j + |i mod 2|) with h = s·√3/2: the point's cell is the nearest centre among the
-    three candidate columns."""
+    y = h·(2j + |i mod 2|) with h = s·√3/2. A point between the centres of columns c and c+1
+    lies in one of their hexagons: the one whose centre is nearer (ties: the lower column).
+    Coordinates come from the stored EPSG:9214 columns ``x9214``/``y9214`` (public-order
+    points rounded to 100 m as in ``incidents_public``): arithmetic only, no transform."""
     if not 100 <= size_m <= 20_000:
         raise InvalidParameter("size: hexagon edge in metres, 100 to 20000")
     where, args = q.where("i")
     row = await conn.fetchrow(
         f"""
         WITH pts AS (
-          SELECT ST_X(g) AS x, ST_Y(g) AS y
-          FROM (SELECT ST_Transform(i.geom, 9214) AS g FROM incidents_public i
-                WHERE {where}) p),
+          SELECT x, y, floor(x / (1.5 * $5))::int AS c0
+          FROM (SELECT CASE WHEN i.category = 'public_order' THEN round(i.x9214 / 100) * 100
+                            ELSE i.x9214 END AS x,
+                       CASE WHEN i.category = 'public_order' THEN round(i.y9214 / 100) * 100
+                            ELSE i.y9214 END AS y
+                FROM incidents i WHERE {where}) p),
+        k AS (
+          SELECT c0, round((y / $6 - abs(c0 % 2)) / 2)::int AS j0,
+                 round((y / $6 - abs((c0 + 1) % 2)) / 2)::int AS j1, x, y FROM pts),
+        d AS (
+          SELECT c0, j0, j1,
+                 (x - 1.5 * $5 * c0) ^ 2 + (y - $6 * (2 * j0 + abs(c0 % 2))) ^ 2 AS d0,
+                 (x - 1.5 * $5 * (c0 + 1)) ^ 2 + (y - $6 * (2 * j1 + abs((c0 + 1) % 2))) ^ 2
+                   AS d1
+          FROM k),
         cells AS (
-          SELECT c.i, c.j, count(*) AS n
-          FROM pts, LATERAL (
-            SELECT k.ci AS i, k.cj AS j FROM (
-              SELECT ci, round((pts.y / $6 - abs(ci % 2)) / 2)::int AS cj
-              FROM (SELECT round(pts.x / (1.5 * $5))::int + d AS ci
-                    FROM (VALUES (-1), (0), (1)) v(d)) a) k
-            ORDER BY (pts.x - 1.5 * $5 * k.ci) ^ 2
-                   + (pts.y - $6 * (2 * k.cj + abs(k.ci % 2))) ^ 2, k.ci, k.cj
-            LIMIT 1) c
-          GROUP BY 1, 2)
+          SELECT CASE WHEN d0 <= d1 THEN c0 ELSE c0 + 1 END AS i,
+                 CASE WHEN d0 <= d1 THEN j0 ELSE j1 END AS j, count(*) AS n
+          FROM d GROUP BY 1, 2)
         SELECT json_build_object('type', 'FeatureCollection', 'features',
           coalesce(json_agg(json_build_object(
             'type', 'Feature', 'id', c.i || ',' || c.j,

@@ -49,7 +49,11 @@ ALTER TABLE incidents
   ADD COLUMN duplicate_of bigint REFERENCES incidents (id),
   ADD COLUMN device_id text,
   ADD COLUMN account_id text,
-  ADD COLUMN attributes jsonb NOT NULL DEFAULT '{{}}';
+  ADD COLUMN attributes jsonb NOT NULL DEFAULT '{{}}',
+  -- VN-2000 / TM-3 107-00 (EPSG:9214) metres, for hexagon heatmaps without a transform per
+  -- request.
+  ADD COLUMN x9214 double precision GENERATED ALWAYS AS (ST_X(ST_Transform(geom, 9214))) STORED,
+  ADD COLUMN y9214 double precision GENERATED ALWAYS AS (ST_Y(ST_Transform(geom, 9214))) STORED;
 CREATE INDEX incidents_duplicate_of ON incidents (duplicate_of) WHERE duplicate_of IS NOT NULL;
 CREATE INDEX incidents_category_created ON incidents (category, created_at);
 CREATE INDEX incidents_open_due ON incidents (ward_code, sla_due_at)
@@ -256,7 +260,8 @@ DROP INDEX IF EXISTS incident_events_id_incident, incidents_resolved_created, in
   incidents_category_created, incidents_duplicate_of;
 ALTER TABLE incidents DROP COLUMN IF EXISTS token, DROP COLUMN IF EXISTS assignee,
   DROP COLUMN IF EXISTS duplicate_of, DROP COLUMN IF EXISTS device_id,
-  DROP COLUMN IF EXISTS account_id, DROP COLUMN IF EXISTS attributes;
+  DROP COLUMN IF EXISTS account_id, DROP COLUMN IF EXISTS attributes,
+  DROP COLUMN IF EXISTS x9214, DROP COLUMN IF EXISTS y9214;
 """
 
 

@@ -131,9 +131,14 @@ def test_bad_parameters_are_400(demo: TestClient) -> None:
     assert demo.get("/stats/incidents/hexbins", params={"size": 5}).status_code == 400
 
 
-def test_hexbins_count_every_report_once(demo: TestClient, demo_settings: Settings) -> None:
-    rows = [r for r in _rows(demo_settings.dsn) if r["category"] == "waste"]
-    r = demo.get("/stats/incidents/hexbins", params={"category": "waste", "size": 1000})
+@pytest.mark.parametrize(("category", "size"), [("waste", 1000), ("public_order", 300)])
+def test_hexbins_count_every_report_once(demo: TestClient, demo_settings: Settings,
+                                         category: str, size: int) -> None:
+    with psycopg.connect(demo_settings.dsn) as conn:  # public locations (rounded for some)
+        pts = conn.execute("SELECT ST_X(geom), ST_Y(geom) FROM incidents_public "
+                           "WHERE category = %s", (category,)).fetchall()
+    rows = [{"lon": x, "lat": y} for x, y in pts]
+    r = demo.get("/stats/incidents/hexbins", params={"category": category, "size": size})
     assert r.status_code == 200, r.text
     fc = r.json()
     assert sum(f["properties"]["count"] for f in fc["features"]) == len(rows)
@@ -141,7 +146,7 @@ def test_hexbins_count_every_report_once(demo: TestClient, demo_settings: Settin
     assert all(len(h.exterior.coords) == 7 for h in hexes)
     metric = shapely.transform(hexes[0], _to_m)
     # a regular hexagon of edge s has area 3√3/2 s²
-    assert metric.area == pytest.approx(3 * 3 ** 0.5 / 2 * 1000 ** 2, rel=0.002)
+    assert metric.area == pytest.approx(3 * 3 ** 0.5 / 2 * size ** 2, rel=0.002)
     # every report is counted in the hexagon that contains it (shapely, in EPSG:9214)
     tree = shapely.STRtree([shapely.transform(h, _to_m) for h in hexes])
     counts = [0] * len(hexes)
