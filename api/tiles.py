@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import morecantile
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 
 from api.deps import LayerDep, PoolDep, SettingsDep, base_url
@@ -79,11 +80,12 @@ def cache_control(settings: Settings) -> str:
 
 
 async def tile_response(request: Request, key: TileKey, make: Callable[[], Awaitable[bytes]],
-                        media_type: str) -> Response:
+                        media_type: str, since: int | None = None) -> Response:
     """Answer with the cached tile for ``key`` (made by ``make()`` on a miss): ETag and
-    Cache-Control always, 304 when ``If-None-Match`` matches, 204 for an empty tile."""
+    Cache-Control always, 304 when ``If-None-Match`` matches, 204 for an empty tile.
+    ``since``: the service's generation when the caller started reading state."""
     settings: Settings = request.app.state.settings
-    hit = await tile_service(request).get_or_make(key, make)
+    hit = await tile_service(request).get_or_make(key, make, since)
     headers = {"ETag": hit.etag, "Cache-Control": cache_control(settings)}
     inm = request.headers.get("if-none-match")
     if inm and (inm.strip() == "*" or hit.etag in [t.strip() for t in inm.split(",")]):
@@ -128,10 +130,17 @@ async def _mvt(request: Request, layers: list[Layer], tms_id: str, z: int, x: in
                ) -> Response:
     """The (cached) tile; the pool is only asked for on a miss, so a hit costs no
     dependency resolution and no database."""
-    tiles.check_tile(tiles.tile_matrix_set(tms_id), z, x, y)
-    shown = [layer for layer in layers if generalize.mode_at(layer, z) != "none"]
+    tms = tiles.tile_matrix_set(tms_id)
+    tiles.check_tile(tms, z, x, y)
     service = tile_service(request)
+    since = service.generation  # nothing read from here on is stored if a change comes
     settings: Settings = request.app.state.settings
+    shown = [layer for layer in layers if generalize.mode_at(layer, z) != "none"]
+    if shown and service.cache.enabled:  # a layer whose extent misses the tile: no query
+        pool = await request.app.state.pools.get()
+        near = _padded(tms.bounds(morecantile.Tile(x, y, z)))
+        shown = [layer for layer in shown
+                 if _touches(await service.extent(pool, layer), near)]
 
     def maker(layer: Layer) -> Callable[[], Awaitable[bytes]]:
         async def make() -> bytes:
@@ -144,14 +153,26 @@ async def _mvt(request: Request, layers: list[Layer], tms_id: str, z: int, x: in
     key = TileKey("mvt", tuple(layer.id for layer in layers), tms_id, z, x, y)
     if len(layers) == 1:
         make = maker(layers[0]) if shown else _empty
-        return await tile_response(request, key, make, MVT)
+        return await tile_response(request, key, make, MVT, since)
 
     async def make_all() -> bytes:
         parts = [await service.get_or_make(TileKey("mvt", (layer.id,), tms_id, z, x, y),
-                                           maker(layer)) for layer in shown]
+                                           maker(layer), since) for layer in shown]
         return b"".join(p.data for p in parts)
 
-    return await tile_response(request, key, make_all, MVT)
+    return await tile_response(request, key, make_all, MVT, since)
+
+
+def _padded(b) -> tuple[float, float, float, float]:
+    """Lon/lat bounds of a tile widened by its buffer (features there still show)."""
+    px, py = (b.right - b.left) * tiles.BUFFER / tiles.EXTENT, (b.top - b.bottom) * \
+        tiles.BUFFER / tiles.EXTENT
+    return b.left - px, b.bottom - py, b.right + px, b.top + py
+
+
+def _touches(extent: tuple[float, ...] | None, box: tuple[float, ...]) -> bool:
+    return extent is not None and not (extent[2] < box[0] or extent[0] > box[2]
+                                       or extent[3] < box[1] or extent[1] > box[3])
 
 
 async def _empty() -> bytes:

@@ -58,6 +58,7 @@ class TileService:
         self.epoch: str | None = None
         self.last_change: int | None = None  # id of the last change applied
         self._rebuild: asyncio.Future | None = None
+        self._extents: dict[str, tuple[float, float, float, float] | None] = {}
 
     # ------------------------------------------------------------------ listener
     async def start(self, wait_s: float = 5.0) -> None:
@@ -176,6 +177,7 @@ class TileService:
         self.cache.enabled = False
         self.generation += 1
         self.cache.memory.clear()
+        self._extents.clear()
 
     async def drop_connection(self) -> None:
         """Close the LISTEN connection (tests: the worker must stop caching, then recover)."""
@@ -200,6 +202,7 @@ class TileService:
         (bypassed until done)."""
         self.messages += 1
         self.generation += 1
+        self._widen_extent(layer, boxes)
         self.cache.memory.invalidate(layer, boxes)
         if self.last_change is not None and change > self.last_change:
             self.last_change = change
@@ -222,16 +225,43 @@ class TileService:
             self.pending -= 1
             self.generation += 1
 
+    # ------------------------------------------------------------------ extents
+    async def extent(self, pool, layer) -> tuple[float, float, float, float] | None:
+        """The layer's lon/lat extent as this worker knows it (``None``: no rows), loaded
+        once and widened by every change message, so a tile outside it is empty without a
+        query. Not kept while the cache is off (changes could be missed)."""
+        if layer.id in self._extents:
+            return self._extents[layer.id]
+        generation = self.generation
+        from gis.sqlbuild import ident, table_ref
+
+        row = await pool.fetchrow(
+            f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
+            f"ST_Extent({ident(layer.geometry_column)}) AS e FROM {table_ref(layer)}) s")
+        box = tuple(row) if row is not None and row[0] is not None else None
+        if generation == self.generation and self.cache.enabled:
+            self._extents[layer.id] = box
+        return box  # type: ignore[return-value]
+
+    def _widen_extent(self, layer: str, boxes: list) -> None:
+        if layer not in self._extents:
+            return
+        old = self._extents[layer]
+        xs = [b[0] for b in boxes] + [b[2] for b in boxes] + ([old[0], old[2]] if old else [])
+        ys = [b[1] for b in boxes] + [b[3] for b in boxes] + ([old[1], old[3]] if old else [])
+        self._extents[layer] = (min(xs), min(ys), max(xs), max(ys))
+
     # ------------------------------------------------------------------ reading
-    async def get_or_make(self, key: TileKey, make: Callable[[], Awaitable[bytes]]
-                          ) -> CachedTile:
+    async def get_or_make(self, key: TileKey, make: Callable[[], Awaitable[bytes]],
+                          since: int | None = None) -> CachedTile:
         """The cached tile, or ``make()``'s bytes (stored unless something changed while
-        they were being made)."""
+        they were being made, or since generation ``since`` when the caller read state
+        before)."""
+        generation = self.generation if since is None else since
         if self.pending == 0:
             hit = await self.cache.get(key)
             if hit is not None:
                 return hit
-        generation = self.generation
         data = await make()
         if self.pending == 0 and generation == self.generation and self.cache.enabled:
             return await self.cache.put(key, data)
