@@ -128,23 +128,22 @@ async def _extents(pool, layers: list[Layer]) -> list[tuple[float, ...] | None]:
 
 async def _mvt(request: Request, layers: list[Layer], tms_id: str, z: int, x: int, y: int
                ) -> Response:
-    """The (cached) tile; the pool is only asked for on a miss, so a hit costs no
-    dependency resolution and no database."""
+    """The (cached) tile. A hit costs no dependency resolution and no database; on a miss,
+    a layer whose known extent misses the tile is empty without a query."""
     tms = tiles.tile_matrix_set(tms_id)
     tiles.check_tile(tms, z, x, y)
     service = tile_service(request)
     since = service.generation  # nothing read from here on is stored if a change comes
     settings: Settings = request.app.state.settings
     shown = [layer for layer in layers if generalize.mode_at(layer, z) != "none"]
-    if shown and service.cache.enabled:  # a layer whose extent misses the tile: no query
-        pool = await request.app.state.pools.get()
-        near = _padded(tms.bounds(morecantile.Tile(x, y, z)))
-        shown = [layer for layer in shown
-                 if _touches(await service.extent(pool, layer), near)]
+    near = _padded(tms.bounds(morecantile.Tile(x, y, z)))
 
     def maker(layer: Layer) -> Callable[[], Awaitable[bytes]]:
         async def make() -> bytes:
             pool = await request.app.state.pools.get()
+            if service.cache.enabled and not _touches(await service.extent(pool, layer),
+                                                      near):
+                return b""
             return await tiles.layer_tile(pool, layer, tms_id, z, x, y,
                                           max_bytes=settings.tile_max_bytes,
                                           max_features=settings.tile_max_features)
