@@ -35,7 +35,6 @@ JSON_TYPES = {"text": {"type": "string"}, "int": {"type": "integer"},
               "float": {"type": "number"}, "bool": {"type": "boolean"},
               "date": {"type": "string", "format": "date"},
               "datetime": {"type": "string", "format": "date-time"}}
-Q = Annotated[str | None, Query()]
 
 
 def collection_doc(layer: Layer | RasterLayer, base: str,

@@ -49,8 +49,8 @@ def negotiate(request: Request, f: str | None, allowed: tuple[str, ...] = ("json
                 except ValueError:
                     q = 0.0
         for fmt in allowed:
-            if media in (MEDIA[fmt], "application/geo+json" if fmt == "json" else "") \
-                    and q > best_q:
+            offered = (MEDIA[fmt], "application/geo+json") if fmt == "json" else (MEDIA[fmt],)
+            if media and media in offered and q > best_q:
                 best, best_q = fmt, q
     return best
 

@@ -91,6 +91,15 @@ def test_html_for_every_resource(client: TestClient, path: str) -> None:
         assert "<html" in r.text and "OpenStreetMap" in r.text
 
 
+def test_json_unless_html_is_preferred(client: TestClient) -> None:
+    for accept in ("", "*/*", "application/json", "application/geo+json",
+                   "text/html;q=0.5, application/geo+json"):
+        r = client.get(ITEMS.format("wards"), params={"limit": 1}, headers={"Accept": accept})
+        assert r.headers["content-type"].startswith("application/geo+json"), accept
+    r = client.get("/collections", headers={"Accept": "text/html;q=0.9, */*;q=0.1"})
+    assert r.headers["content-type"].startswith("text/html")
+
+
 def test_item_html_draws_the_feature_on_a_map(client: TestClient, all_incidents) -> None:
     fid = all_incidents[0]["id"]
     r = client.get(f"/collections/incidents/items/{fid}", params={"f": "html"})

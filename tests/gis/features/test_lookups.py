@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 from collections.abc import Iterator
 
@@ -37,7 +38,9 @@ def _plan(dsn: str, sql: str, *params: object) -> str:
         finally:
             await c.close()
 
-    return asyncio.run(explain())
+    # In a thread of its own: another test may have left an event loop running here.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, explain()).result()
 
 
 @pytest.mark.parametrize(("layer_id", "value", "index"), [
