@@ -155,7 +155,11 @@ def _stats_timings(base: str, repeat: int) -> dict:
     with httpx.Client(base_url=base, timeout=120) as client:
         queries = [("figures" + (f" group_by={g}" if g else ""),
                     "/stats/incidents", {"group_by": g} if g else {}) for g in GROUPS]
-        queries += [("figures ward+category+2025", "/stats/incidents",
+        queries += [("figures group_by=ward, median=false", "/stats/incidents",
+                     {"group_by": "ward", "median": "false"}),
+                    ("figures group_by=month, median=false", "/stats/incidents",
+                     {"group_by": "month", "median": "false"}),
+                    ("figures ward+category+2025", "/stats/incidents",
                      {"from": "2025-01-01", "to": "2025-12-31", "category": "drainage",
                       "group_by": "month"}),
                     ("hexbins 500 m, 2025", "/stats/incidents/hexbins",

@@ -27,11 +27,10 @@ from gis.incidents import CATEGORIES
 
 GROUPS = ("ward", "category", "day", "week", "month", "status", "channel", "priority")
 _TZ = "'Asia/Ho_Chi_Minh'"
-# Group key on the rollup (alias d) and on the reports (alias i).
-_ROLLUP_KEY = {"ward": "d.ward_code", "category": "d.category", "status": "d.status",
-               "channel": "d.channel", "priority": "d.priority", "day": "d.day",
-               "week": "date_trunc('week', d.day)::date",
-               "month": "date_trunc('month', d.day)::date", None: "'all'"}
+# Which dimension of the rollups a grouping reads, and its key there (alias d).
+_DIM = {"status": "status", "channel": "channel", "priority": "priority"}
+_KEY = {"ward": "d.ward_code", "category": "d.category", "status": "d.value",
+        "channel": "d.value", "priority": "d.value", None: "'all'"}
 _LOCAL = f"(i.created_at AT TIME ZONE {_TZ})"
 _RAW_KEY = {"ward": "coalesce(i.ward_code, '')", "category": "i.category",
             "status": "i.status", "channel": "i.channel", "priority": "i.priority",
@@ -58,18 +57,40 @@ class StatsQuery:
             raise InvalidParameter("to: must not be before from")
 
     def where(self, alias: str, first: int = 1) -> tuple[str, list]:
-        """SQL conditions on the rollup (``d``) or the reports (``i``) and their values."""
-        day = "d.day" if alias == "d" else f"{_LOCAL}::date"
-        ward = "d.ward_code" if alias == "d" else "coalesce(i.ward_code, '')"
+        """SQL conditions on the reports (alias ``i``) and their values."""
         p = first
-        sql = (f"(${p}::date IS NULL OR {day} >= ${p}) AND (${p + 1}::date IS NULL OR "
-               f"{day} <= ${p + 1}) AND (${p + 2}::text IS NULL OR {ward} = ${p + 2}) AND "
-               f"(${p + 3}::text IS NULL OR {alias}.category = ${p + 3})")
-        if alias == "i":  # let the created_at index narrow the scan
-            sql += (f" AND (${p}::date IS NULL OR i.created_at >= (${p}::date - 1)::timestamptz)"
-                    f" AND (${p + 1}::date IS NULL OR i.created_at < "
-                    f"(${p + 1}::date + 2)::timestamptz)")
+        sql = (f"(${p}::date IS NULL OR {_LOCAL}::date >= ${p}) AND (${p + 1}::date IS NULL "
+               f"OR {_LOCAL}::date <= ${p + 1}) AND (${p + 2}::text IS NULL OR "
+               f"coalesce(i.ward_code, '') = ${p + 2}) AND (${p + 3}::text IS NULL OR "
+               f"{alias}.category = ${p + 3})"
+               # let the created_at index narrow the scan
+               f" AND (${p}::date IS NULL OR i.created_at >= (${p}::date - 1)::timestamptz)"
+               f" AND (${p + 1}::date IS NULL OR i.created_at < "
+               f"(${p + 1}::date + 2)::timestamptz)")
         return sql, [self.start, self.end, self.ward, self.category]
+
+    def months(self) -> tuple[dt.date | None, dt.date | None] | None:
+        """The whole months inside [from, to] as [first, end) (None: unbounded), or None
+        when there is none (or the grouping needs days)."""
+        if self.group_by in ("day", "week"):
+            return None
+        first = last = None
+        if self.start is not None:
+            first = self.start if self.start.day == 1 else _next_month(self.start)
+        if self.end is not None:
+            after = self.end + dt.timedelta(days=1)
+            last = after if after.day == 1 else self.end.replace(day=1)
+        if first is not None and last is not None and first >= last:
+            return None
+        return first, last
+
+
+def _next_month(day: dt.date) -> dt.date:
+    """
+    >>> _next_month(dt.date(2025, 12, 15))
+    datetime.date(2026, 1, 1)
+    """
+    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
 
 
 def _share(num: int, den: int) -> float | None:
@@ -79,13 +100,37 @@ def _share(num: int, den: int) -> float | None:
 async def figures(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
                   median: bool = True) -> list[dict]:
     """The figures per group (one group ``all`` without ``group_by``), ordered by key."""
-    where, args = q.where("d")
+    months = q.months()
+    dim = _DIM.get(q.group_by or "", "all")
+    sums = ("sum(n) AS n, sum(n_processed) AS n_processed, sum(n_on_time) AS n_on_time, "
+            "sum(n_timed) AS n_timed, sum(resolve_s) AS resolve_s, sum(n_rated) AS n_rated, "
+            "sum(n_satisfied) AS n_satisfied")
+    key_day = {"day": "d.day", "week": "date_trunc('week', d.day)::date",
+               "month": "date_trunc('month', d.day)::date"}.get(q.group_by or "",
+                                                                _KEY.get(q.group_by))
+    key_month = "d.month" if q.group_by in ("day", "week", "month") else _KEY[q.group_by]
+    filters = ("d.dim = $1 AND ($4::text IS NULL OR d.ward_code = $4) AND "
+               "($5::text IS NULL OR d.category = $5)")
+    # Whole months from the monthly rollup, the days before and after them from the daily one.
     rows = await conn.fetch(
-        f"SELECT {_ROLLUP_KEY[q.group_by]} AS key, sum(n) AS n, "
-        "coalesce(sum(n) FILTER (WHERE d.status IN ('resolved', 'rejected', 'duplicate')), 0)"
-        " AS n_processed, sum(n_on_time) AS n_on_time, sum(n_timed) AS n_timed, "
-        "sum(resolve_s) AS resolve_s, sum(n_rated) AS n_rated, sum(n_satisfied) AS n_satisfied "
-        f"FROM incident_daily d WHERE {where} GROUP BY 1 HAVING sum(n) <> 0 ORDER BY 1", *args)
+        f"""
+        SELECT key, {sums} FROM (
+          SELECT {key_month} AS key, d.n, d.n_processed, d.n_on_time, d.n_timed, d.resolve_s,
+                 d.n_rated, d.n_satisfied
+          FROM incident_rollup_month d
+          WHERE $8 AND {filters} AND ($6::date IS NULL OR d.month >= $6)
+            AND ($7::date IS NULL OR d.month < $7)
+          UNION ALL
+          SELECT {key_day}, d.n, d.n_processed, d.n_on_time, d.n_timed, d.resolve_s,
+                 d.n_rated, d.n_satisfied
+          FROM incident_rollup_day d
+          WHERE {filters} AND ($2::date IS NULL OR d.day >= $2)
+            AND ($3::date IS NULL OR d.day <= $3)
+            AND NOT ($8 AND ($6::date IS NULL OR d.day >= $6) AND ($7::date IS NULL OR
+                                                                  d.day < $7))) x
+        GROUP BY key HAVING sum(n) <> 0 ORDER BY key
+        """, dim, q.start, q.end, q.ward, q.category,
+        months[0] if months else None, months[1] if months else None, months is not None)
     medians: dict = {}
     if median:
         where_i, args_i = q.where("i")

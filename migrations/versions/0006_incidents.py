@@ -24,23 +24,65 @@ LANDMARKS = (
     ("Ga Huế", "Hue Railway Station", 107.5778, 16.4566),
 )
 
-# Local calendar day of a timestamp (Huế, UTC+07:00 all year).
-LOCAL_DAY = "((%s AT TIME ZONE 'Asia/Ho_Chi_Minh')::date)"
-
-_ROLLUP_SELECT = f"""
-  SELECT {LOCAL_DAY % 'r.created_at'} AS day, r.ward_code, r.category, r.channel, r.status,
-         r.priority,
-         count(*) AS n,
-         count(*) FILTER (WHERE r.status = 'resolved' AND r.resolved_at <= r.sla_due_at)
+# Measures of the rollups, and how a report contributes to them (sign: +1 new, -1 old row).
+MEASURES = ("n", "n_processed", "n_on_time", "n_timed", "resolve_s", "n_rated", "n_satisfied")
+_CONTRIB = """
+  SELECT (r.created_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS day,
+         coalesce(r.ward_code, '') AS ward_code, r.category, d.dim, d.value,
+         r.sgn AS n,
+         r.sgn * (r.status IN ('resolved', 'rejected', 'duplicate'))::int AS n_processed,
+         r.sgn * coalesce(r.status = 'resolved' AND r.resolved_at <= r.sla_due_at, false)::int
            AS n_on_time,
-         count(*) FILTER (WHERE r.status = 'resolved' AND r.resolved_at IS NOT NULL)
-           AS n_timed,
-         coalesce(sum(extract(epoch FROM r.resolved_at - r.created_at))
-           FILTER (WHERE r.status = 'resolved' AND r.resolved_at IS NOT NULL), 0)
+         r.sgn * (r.status = 'resolved' AND r.resolved_at IS NOT NULL)::int AS n_timed,
+         r.sgn * CASE WHEN r.status = 'resolved' AND r.resolved_at IS NOT NULL
+                      THEN extract(epoch FROM r.resolved_at - r.created_at) ELSE 0 END
            AS resolve_s,
-         count(r.rating) AS n_rated,
-         count(*) FILTER (WHERE r.rating >= 4) AS n_satisfied
+         r.sgn * (r.rating IS NOT NULL)::int AS n_rated,
+         r.sgn * coalesce(r.rating >= 4, false)::int AS n_satisfied
+  FROM ({source}) r
+  CROSS JOIN LATERAL (VALUES ('all', ''), ('status', r.status), ('channel', r.channel),
+                             ('priority', r.priority)) AS d (dim, value)
 """
+_NEW = "SELECT *, 1 AS sgn FROM new_rows"
+_OLD = "SELECT *, -1 AS sgn FROM old_rows"
+_ALL = "SELECT *, 1 AS sgn FROM incidents"
+
+
+def _upsert(source: str) -> str:
+    """Add the contributions of ``source`` rows to the day and the month rollups."""
+    sums = ", ".join(f"sum({m})" for m in MEASURES)
+    sets = ", ".join(f"{m} = r.{m} + excluded.{m}" for m in MEASURES)
+    out = ""
+    for table, period in (("incident_rollup_day", "day"),
+                          ("incident_rollup_month", "date_trunc('month', day)::date")):
+        out += f"""
+    INSERT INTO {table} AS r
+    SELECT {period}, ward_code, category, dim, value, {sums}
+    FROM ({_CONTRIB.format(source=source)}) c
+    GROUP BY 1, 2, 3, 4, 5 HAVING {' OR '.join(f'sum({m}) <> 0' for m in MEASURES)}
+    ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT ON CONSTRAINT {table}_pkey DO UPDATE SET {sets};"""
+    return out
+
+
+def _rollup_table(name: str, period: str) -> str:
+    return f"""
+CREATE TABLE {name} (
+  {period} date NOT NULL,
+  ward_code text NOT NULL,
+  category text NOT NULL,
+  dim text NOT NULL CHECK (dim IN ('all', 'status', 'channel', 'priority')),
+  value text NOT NULL,
+  n bigint NOT NULL DEFAULT 0,
+  n_processed bigint NOT NULL DEFAULT 0,
+  n_on_time bigint NOT NULL DEFAULT 0,
+  n_timed bigint NOT NULL DEFAULT 0,
+  resolve_s numeric NOT NULL DEFAULT 0,
+  n_rated bigint NOT NULL DEFAULT 0,
+  n_satisfied bigint NOT NULL DEFAULT 0,
+  CONSTRAINT {name}_pkey PRIMARY KEY (dim, {period}, ward_code, category, value)
+);"""
+
 
 UPGRADE = f"""
 ALTER TABLE incidents
@@ -154,63 +196,18 @@ CREATE VIEW gazetteer AS
   UNION ALL
   SELECT 'education', 'E' || id, name, NULL, ward_code, geom, 4, 0 FROM education_facilities;
 
--- Daily figures per ward, category, channel, status and priority, kept exact by statement
--- triggers (transition tables: one upsert per INSERT/UPDATE/DELETE statement, COPY included).
-CREATE TABLE incident_daily (
-  day date NOT NULL,
-  ward_code text NOT NULL DEFAULT '',
-  category text NOT NULL,
-  channel text NOT NULL,
-  status text NOT NULL,
-  priority text NOT NULL,
-  n bigint NOT NULL DEFAULT 0,
-  n_on_time bigint NOT NULL DEFAULT 0,
-  n_timed bigint NOT NULL DEFAULT 0,
-  resolve_s numeric NOT NULL DEFAULT 0,
-  n_rated bigint NOT NULL DEFAULT 0,
-  n_satisfied bigint NOT NULL DEFAULT 0,
-  PRIMARY KEY (day, ward_code, category, channel, status, priority)
-);
+-- Figures per local day and per month, ward and category, by one dimension at a time ('all',
+-- status, channel, priority: each report counts once in each), kept exact by statement
+-- triggers with transition tables: one upsert per INSERT/UPDATE/DELETE statement, COPY
+-- included. Months answer long periods from few rows; days cover the edges.
+{_rollup_table("incident_rollup_day", "day")}
+{_rollup_table("incident_rollup_month", "month")}
 
 CREATE FUNCTION huegis_incident_rollup() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF TG_OP = 'INSERT' THEN
-    INSERT INTO incident_daily AS d
-    SELECT day, coalesce(ward_code, ''), category, channel, status, priority, sum(n),
-           sum(n_on_time), sum(n_timed), sum(resolve_s), sum(n_rated), sum(n_satisfied)
-    FROM ({_ROLLUP_SELECT} FROM new_rows r GROUP BY 1, 2, 3, 4, 5, 6) x
-    GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT (day, ward_code, category, channel, status, priority) DO UPDATE SET
-      n = d.n + excluded.n, n_on_time = d.n_on_time + excluded.n_on_time,
-      n_timed = d.n_timed + excluded.n_timed, resolve_s = d.resolve_s + excluded.resolve_s,
-      n_rated = d.n_rated + excluded.n_rated, n_satisfied = d.n_satisfied + excluded.n_satisfied;
-  ELSIF TG_OP = 'UPDATE' THEN
-    INSERT INTO incident_daily AS d
-    SELECT day, coalesce(ward_code, ''), category, channel, status, priority, sum(n),
-           sum(n_on_time), sum(n_timed), sum(resolve_s), sum(n_rated), sum(n_satisfied)
-    FROM ({_ROLLUP_SELECT} FROM new_rows r GROUP BY 1, 2, 3, 4, 5, 6
-          UNION ALL
-          SELECT day, ward_code, category, channel, status, priority, -n, -n_on_time,
-                 -n_timed, -resolve_s, -n_rated, -n_satisfied
-          FROM ({_ROLLUP_SELECT} FROM old_rows r GROUP BY 1, 2, 3, 4, 5, 6) o) x
-    GROUP BY 1, 2, 3, 4, 5, 6
-    HAVING sum(n) <> 0 OR sum(n_on_time) <> 0 OR sum(n_timed) <> 0 OR sum(resolve_s) <> 0
-        OR sum(n_rated) <> 0 OR sum(n_satisfied) <> 0
-    ORDER BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT (day, ward_code, category, channel, status, priority) DO UPDATE SET
-      n = d.n + excluded.n, n_on_time = d.n_on_time + excluded.n_on_time,
-      n_timed = d.n_timed + excluded.n_timed, resolve_s = d.resolve_s + excluded.resolve_s,
-      n_rated = d.n_rated + excluded.n_rated, n_satisfied = d.n_satisfied + excluded.n_satisfied;
-  ELSE
-    INSERT INTO incident_daily AS d
-    SELECT day, coalesce(ward_code, ''), category, channel, status, priority, -sum(n),
-           -sum(n_on_time), -sum(n_timed), -sum(resolve_s), -sum(n_rated), -sum(n_satisfied)
-    FROM ({_ROLLUP_SELECT} FROM old_rows r GROUP BY 1, 2, 3, 4, 5, 6) x
-    GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT (day, ward_code, category, channel, status, priority) DO UPDATE SET
-      n = d.n + excluded.n, n_on_time = d.n_on_time + excluded.n_on_time,
-      n_timed = d.n_timed + excluded.n_timed, resolve_s = d.resolve_s + excluded.resolve_s,
-      n_rated = d.n_rated + excluded.n_rated, n_satisfied = d.n_satisfied + excluded.n_satisfied;
+  IF TG_OP = 'INSERT' THEN {_upsert(_NEW)}
+  ELSIF TG_OP = 'UPDATE' THEN {_upsert(_NEW + " UNION ALL " + _OLD)}
+  ELSE {_upsert(_OLD)}
   END IF;
   RETURN NULL;
 END $$;
@@ -222,14 +219,12 @@ CREATE TRIGGER incidents_rollup_upd AFTER UPDATE ON incidents
 CREATE TRIGGER incidents_rollup_del AFTER DELETE ON incidents
   REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION huegis_incident_rollup();
 
--- Rebuild the rollup from scratch (after a TRUNCATE, or to check it).
-CREATE FUNCTION huegis_incident_rollup_rebuild() RETURNS void LANGUAGE sql AS $$
-  DELETE FROM incident_daily;
-  INSERT INTO incident_daily
-  SELECT day, coalesce(ward_code, ''), category, channel, status, priority, n, n_on_time,
-         n_timed, resolve_s, n_rated, n_satisfied
-  FROM ({_ROLLUP_SELECT} FROM incidents r GROUP BY 1, 2, 3, 4, 5, 6) x;
-$$;
+-- Rebuild the rollups from scratch (after a TRUNCATE, or to check them).
+CREATE FUNCTION huegis_incident_rollup_rebuild() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM incident_rollup_day;
+  DELETE FROM incident_rollup_month; {_upsert(_ALL)}
+END $$;
 SELECT huegis_incident_rollup_rebuild();
 
 -- What the public may see of a report: no reporter, no token; public-order locations rounded
@@ -254,8 +249,8 @@ DROP FUNCTION IF EXISTS huegis_incident_rollup_rebuild();
 DROP FUNCTION IF EXISTS huegis_incident_rollup();
 DROP TRIGGER IF EXISTS admin_units_ward_pieces ON admin_units;
 DROP FUNCTION IF EXISTS huegis_ward_pieces();
-DROP TABLE IF EXISTS incident_daily, gazetteer_landmarks, incident_photos,
-  incident_idempotency, ward_pieces;
+DROP TABLE IF EXISTS incident_rollup_day, incident_rollup_month, gazetteer_landmarks,
+  incident_photos, incident_idempotency, ward_pieces;
 DROP INDEX IF EXISTS incident_events_id_incident, incidents_resolved_created, incidents_open_due,
   incidents_category_created, incidents_duplicate_of;
 ALTER TABLE incidents DROP COLUMN IF EXISTS token, DROP COLUMN IF EXISTS assignee,

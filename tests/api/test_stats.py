@@ -100,6 +100,18 @@ def test_filters_equal_a_plain_recount(demo: TestClient, demo_settings: Settings
                                              "ward": ward, "category": "drainage",
                                              "group_by": "month"})
     assert r.json()["groups"] == _recount(keep, "month")
+    # periods cut through months (daily rollup at the edges, monthly inside), or inside one
+    for start, end, by in ((dt.date(2023, 3, 15), dt.date(2025, 10, 10), "category"),
+                           (dt.date(2023, 3, 15), dt.date(2023, 3, 31), None),
+                           (dt.date(2025, 6, 1), dt.date(2025, 6, 20), "status"),
+                           (None, dt.date(2024, 2, 10), "channel"),
+                           (dt.date(2025, 2, 2), None, "week")):
+        keep = [r for r in rows if (start is None or start <= r["created"].astimezone(
+            LOCAL).date()) and (end is None or r["created"].astimezone(LOCAL).date() <= end)]
+        params = {"group_by": by} if by else {}
+        params.update({k: v.isoformat() for k, v in (("from", start), ("to", end)) if v})
+        assert demo.get("/stats/incidents", params=params).json()["groups"] == _recount(
+            keep, by), (start, end, by)
     overall = demo.get("/stats/incidents").json()["groups"][0]
     assert overall["processed_share"] > 0.9 and overall["satisfaction_share"] > 0.85
 
