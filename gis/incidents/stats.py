@@ -56,18 +56,26 @@ class StatsQuery:
         if self.start and self.end and self.end < self.start:
             raise InvalidParameter("to: must not be before from")
 
-    def where(self, alias: str, first: int = 1) -> tuple[str, list]:
-        """SQL conditions on the reports (alias ``i``) and their values."""
-        p = first
-        sql = (f"(${p}::date IS NULL OR {_LOCAL}::date >= ${p}) AND (${p + 1}::date IS NULL "
-               f"OR {_LOCAL}::date <= ${p + 1}) AND (${p + 2}::text IS NULL OR "
-               f"coalesce(i.ward_code, '') = ${p + 2}) AND (${p + 3}::text IS NULL OR "
-               f"{alias}.category = ${p + 3})"
-               # let the created_at index narrow the scan
-               f" AND (${p}::date IS NULL OR i.created_at >= (${p}::date - 1)::timestamptz)"
-               f" AND (${p + 1}::date IS NULL OR i.created_at < "
-               f"(${p + 1}::date + 2)::timestamptz)")
-        return sql, [self.start, self.end, self.ward, self.category]
+    def where(self, first: int = 1) -> tuple[str, list]:
+        """SQL conditions on the reports (alias ``i``) for the filters given, numbered from
+        ``$first``, and their values (absent filters add nothing to evaluate per row)."""
+        conds, args = ["true"], []
+
+        def arg(value: object) -> str:
+            args.append(value)
+            return f"${first + len(args) - 1}"
+
+        if self.start is not None:
+            p = arg(self.start)  # the created_at bound lets the index narrow the scan
+            conds += [f"{_LOCAL}::date >= {p}", f"i.created_at >= ({p}::date - 1)::timestamptz"]
+        if self.end is not None:
+            p = arg(self.end)
+            conds += [f"{_LOCAL}::date <= {p}", f"i.created_at < ({p}::date + 2)::timestamptz"]
+        if self.ward is not None:
+            conds.append(f"coalesce(i.ward_code, '') = {arg(self.ward)}")
+        if self.category is not None:
+            conds.append(f"i.category = {arg(self.category)}")
+        return " AND ".join(conds), args
 
     def months(self) -> tuple[dt.date | None, dt.date | None] | None:
         """The whole months inside [from, to] as [first, end) (None: unbounded), or None
@@ -133,7 +141,7 @@ async def figures(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
         months[0] if months else None, months[1] if months else None, months is not None)
     medians: dict = {}
     if median:
-        where_i, args_i = q.where("i")
+        where_i, args_i = q.where()
         med = await conn.fetch(
             f"SELECT {_RAW_KEY[q.group_by]} AS key, percentile_cont(0.5) WITHIN GROUP "
             "(ORDER BY extract(epoch FROM i.resolved_at - i.created_at)) AS m "
@@ -176,23 +184,25 @@ async def hexbins(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
     points rounded to 100 m as in ``incidents_public``): arithmetic only, no transform."""
     if not 100 <= size_m <= 20_000:
         raise InvalidParameter("size: hexagon edge in metres, 100 to 20000")
-    where, args = q.where("i")
+    where, args = q.where(3)
     row = await conn.fetchrow(
         f"""
         WITH pts AS (
-          SELECT x, y, floor(x / (1.5 * $5))::int AS c0
+          SELECT x, y, floor(x / (1.5 * $1::float8))::int AS c0
           FROM (SELECT CASE WHEN i.category = 'public_order' THEN round(i.x9214 / 100) * 100
                             ELSE i.x9214 END AS x,
                        CASE WHEN i.category = 'public_order' THEN round(i.y9214 / 100) * 100
                             ELSE i.y9214 END AS y
                 FROM incidents i WHERE {where}) p),
         k AS (
-          SELECT c0, round((y / $6 - abs(c0 % 2)) / 2)::int AS j0,
-                 round((y / $6 - abs((c0 + 1) % 2)) / 2)::int AS j1, x, y FROM pts),
+          SELECT c0, round((y / $2::float8 - abs(c0 % 2)) / 2)::int AS j0,
+                 round((y / $2::float8 - abs((c0 + 1) % 2)) / 2)::int AS j1, x, y FROM pts),
         d AS (
           SELECT c0, j0, j1,
-                 (x - 1.5 * $5 * c0) ^ 2 + (y - $6 * (2 * j0 + abs(c0 % 2))) ^ 2 AS d0,
-                 (x - 1.5 * $5 * (c0 + 1)) ^ 2 + (y - $6 * (2 * j1 + abs((c0 + 1) % 2))) ^ 2
+                 (x - 1.5 * $1::float8 * c0) ^ 2
+                   + (y - $2::float8 * (2 * j0 + abs(c0 % 2))) ^ 2 AS d0,
+                 (x - 1.5 * $1::float8 * (c0 + 1)) ^ 2
+                   + (y - $2::float8 * (2 * j1 + abs((c0 + 1) % 2))) ^ 2
                    AS d1
           FROM k),
         cells AS (
@@ -202,12 +212,12 @@ async def hexbins(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
         SELECT json_build_object('type', 'FeatureCollection', 'features',
           coalesce(json_agg(json_build_object(
             'type', 'Feature', 'id', c.i || ',' || c.j,
-            'geometry', ST_AsGeoJSON(ST_Transform(ST_SetSRID(ST_Hexagon($5, c.i, c.j), 9214),
+            'geometry', ST_AsGeoJSON(ST_Transform(ST_SetSRID(ST_Hexagon($1, c.i, c.j), 9214),
                                                   4326), 7)::json,
             'properties', json_build_object('count', c.n, 'i', c.i, 'j', c.j))
             ORDER BY c.i, c.j), '[]'::json))::text AS fc
         FROM cells c
-        """, *args, size_m, size_m * math.sqrt(3) / 2)
+        """, size_m, size_m * math.sqrt(3) / 2, *args)
     out = json.loads(row["fc"])
     out["size_m"] = size_m
     out["crs_of_grid"] = "EPSG:9214"
