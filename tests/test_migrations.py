@@ -4,8 +4,11 @@ import psycopg
 from pyproj import Transformer
 
 from gis import db
+from layers import VECTOR_LAYERS
 
 HEAD = db.head_revision()
+LAYER_TABLES = {"admin_units"} | {layer.table for layer in VECTOR_LAYERS.values()
+                                   if layer.table != "wards"}
 
 TABLES = {"admin_units", "land_parcels", "construction", "tourism_pois", "health_facilities",
           "education_facilities", "incidents", "incident_events", "raster_datasets"}
@@ -25,9 +28,19 @@ def test_upgrade_downgrade_round_trip(empty_database: str) -> None:
     with psycopg.connect(empty_database) as conn:
         exts = {r[0] for r in conn.execute("SELECT extname FROM pg_extension")}
         assert {"postgis", "postgis_raster", "pg_trgm", "unaccent"} <= exts
-        gist = conn.execute("SELECT count(*) FROM pg_indexes WHERE indexdef LIKE '%USING gist%'"
-                            " AND schemaname = 'public'").fetchone()[0]
-        assert gist == 7  # every table with a geometry column
+        # Every geometry column of every layer table has a GiST index.
+        unindexed = conn.execute(
+            "SELECT g.f_table_name, g.f_geometry_column FROM geometry_columns g "
+            "JOIN pg_class c ON c.relname = g.f_table_name AND c.relkind = 'r' "
+            "WHERE g.f_table_schema = 'public' AND g.f_table_name = ANY(%s) AND NOT EXISTS ("
+            " SELECT 1 FROM pg_indexes i WHERE i.schemaname = 'public' "
+            " AND i.tablename = g.f_table_name AND i.indexdef LIKE '%%USING gist%%' "
+            " AND i.indexdef LIKE '%%' || g.f_geometry_column || '%%')",
+            (sorted(LAYER_TABLES),)).fetchall()
+        assert unindexed == []
+        with_geometry = {r[0] for r in conn.execute(
+            "SELECT f_table_name FROM geometry_columns WHERE f_table_schema = 'public'")}
+        assert LAYER_TABLES <= with_geometry
         assert conn.execute("SELECT count(*) FROM spatial_ref_sys WHERE srid = 9214"
                             ).fetchone()[0] == 1
 
