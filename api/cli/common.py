@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -29,11 +30,14 @@ err = Console(stderr=True)
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Turn domain errors into a clear message and a non-zero exit."""
+    """Turn domain errors into a clear message and a non-zero exit (status 2).
+
+    The message is escaped: server log lines such as ``[1234] LOG:`` are not rich markup.
+    """
     try:
         yield
     except HueGISError as exc:
-        err.print(f"[bold red]error[/] ({exc.code}): {exc.description}")
+        err.print(f"[bold red]error[/] ({exc.code}): {escape(exc.description)}", soft_wrap=True)
         raise typer.Exit(2) from None
 
 

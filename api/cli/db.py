@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
 from api.cli.common import (
+    _errors,
     _ready_dsn,
     _settings,
     app,
     console,
-    err,
 )
 from gis.errors import HueGISError
 
@@ -25,18 +23,6 @@ db_app = typer.Typer(help="The database: managed local PostGIS cluster and migra
 app.add_typer(db_app, name="db")
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Domain errors as a plain message (server log lines included) and exit status 2.
-
-    The message is escaped: log lines such as ``[1234] LOG:`` are not rich markup.
-    """
-    try:
-        yield
-    except HueGISError as exc:
-        err.print(f"[bold red]error[/] ({exc.code}): {escape(exc.description)}",
-                  soft_wrap=True)
-        raise typer.Exit(2) from None
 
 
 @db_app.command("up")

@@ -7,12 +7,12 @@ from typing import Annotated
 import typer
 
 from api.cli.common import (
+    _errors,
     _ready_dsn,
     _settings,
     app,
     console,
 )
-from api.cli.db import _errors
 
 
 @app.command("serve")

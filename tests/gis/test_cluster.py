@@ -324,15 +324,6 @@ def test_disk_full(template: Path, tiny_disk: Callable[[int], Path]) -> None:
     assert cluster.status()["running"] is False
 
 
-@pytest.mark.skipif(ROOT, reason="as root the server user is postgres; see test_cluster_cli")
-def test_unwritable_var_dir_non_root(tmp_path: Path) -> None:  # pragma: no cover - non-root
-    var = tmp_path / "var"
-    var.mkdir(mode=0o555)
-    with pytest.raises(ClusterError) as exc:
-        Cluster(Settings(var_dir=var, database_url=None)).up()
-    assert "is not writable by user" in exc.value.description.splitlines()[0]
-
-
 def test_socket_path_too_long(tmp_path: Path) -> None:
     var = tmp_path / ("x" * 60) / ("y" * 60)
     with pytest.raises(ClusterError) as exc:
