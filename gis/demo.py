@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from gis import gazetteer
 from gis.bulk import ProgressFn
 from gis.realdata import load_real
 from gis.settings import Settings
@@ -62,5 +63,6 @@ def load_demo(conn: psycopg.Connection, settings: Settings, size: DemoSize = Dem
     tables = {layer.table for layer in VECTOR_LAYERS.values()} - {"wards"}
     for table in sorted(tables | {"admin_units", "incident_events"}):
         conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+    conn.execute(gazetteer.REFRESH_SQL)  # street names of the new parcels, for place search
     conn.commit()
     return counts

@@ -147,7 +147,10 @@ async def geocode(conn: asyncpg.Connection | asyncpg.Pool, address: str) -> Plac
     return ward
 
 
+# Rebuilds the streets of the gazetteer from the addresses of parcels and points of interest.
+REFRESH_SQL = "REFRESH MATERIALIZED VIEW gazetteer_streets"
+
+
 async def refresh(conn: asyncpg.Connection | asyncpg.Pool) -> None:
-    """Rebuild the streets of the gazetteer from the addresses of parcels and points of
-    interest (after loading or importing them)."""
-    await conn.execute("REFRESH MATERIALIZED VIEW gazetteer_streets")
+    """Rebuild the streets of the gazetteer (after loading or importing parcels or POIs)."""
+    await conn.execute(REFRESH_SQL)

@@ -34,8 +34,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="module")
 def demo(demo_settings: Settings) -> Iterator[TestClient]:
-    with psycopg.connect(demo_settings.dsn) as conn:  # derived data only
-        conn.execute("REFRESH MATERIALIZED VIEW gazetteer_streets")
+    """The demo as ``huegis load demo`` leaves it (which refreshes the streets)."""
     with TestClient(create_app(demo_settings)) as c:
         yield c
 
