@@ -13,8 +13,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator:
+    """One Chromium per test module: Playwright's sync API runs an event loop in this thread
+    while it lives, so it must stop before tests that call ``asyncio.run`` (launch: ~1 s)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
