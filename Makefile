@@ -59,6 +59,11 @@ lint: venv
 bench: venv
 	@bash scripts/system-deps.sh --bench
 	$(BIN)/python bench/bench_import.py
+	$(BIN)/python bench/bench_features.py
+	$(BIN)/python bench/bench_queries.py
+	$(BIN)/python bench/bench_tiles.py
+	$(BIN)/python bench/bench_render.py
+	$(BIN)/python bench/bench_incidents.py
 
 clean-db:
 	-$(BIN)/huegis db down
