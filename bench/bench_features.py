@@ -17,7 +17,6 @@ import math
 import os
 import platform
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
+from bench.common import free_port, start_huegis, wait_http  # noqa: E402,F401
+
 RESULTS = ROOT / "bench" / "results"
 PEERS_VENV = ROOT / "bench" / ".peers-venv"
 PEER_PACKAGES = ["tipg", "pygeoapi", "gunicorn", "uvicorn", "psycopg2-binary", "sqlalchemy",
@@ -39,12 +40,6 @@ PEER_PACKAGES = ["tipg", "pygeoapi", "gunicorn", "uvicorn", "psycopg2-binary", "
 CQL2 = "land_use = 'ODT' AND area_m2 > 150"
 BOX_M = 450.0
 RARE = "owner_type = 'state' AND area_m2 > 2000"  # few parcels, anywhere in the table
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def load(url: str, var_dir: Path, rows: int, seed: int) -> None:
@@ -87,30 +82,6 @@ def sample(url: str, n: int, seed: int) -> tuple[list[tuple[float, ...]], list[i
 
 
 # ------------------------------------------------------------------------------- servers
-def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server for {url} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"{url} did not answer in {timeout} s")
-
-
-def start_huegis(url: str, var_dir: Path, workers: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "HUEGIS_DATABASE_URL": url, "HUEGIS_VAR_DIR": str(var_dir)}
-    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port),
-                             "--workers", str(workers)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    wait_http(f"{base}/health", proc)
-    return proc, base
-
-
 def peers_venv() -> Path:
     """``bench/.peers-venv`` with tipg and pygeoapi (made once)."""
     py = PEERS_VENV / "bin" / "python"

@@ -30,19 +30,12 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import free_port  # noqa: E402
 from gis import db  # noqa: E402
 from gis.settings import Settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 GROUPS = (None, "ward", "category", "day", "week", "month", "status", "channel")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _load(url: str, settings: Settings, incidents: int) -> list[tuple[float, float]]:
@@ -64,7 +57,7 @@ def _load(url: str, settings: Settings, incidents: int) -> list[tuple[float, flo
 
 
 def _serve(settings: Settings, workers: int) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HUEGIS_DATABASE_URL": settings.dsn,
            "HUEGIS_VAR_DIR": str(settings.var_dir)}
     proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port),

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
+from bench import common  # noqa: E402
 from bench.bench_features import (  # noqa: E402  (shared peer/server helpers)
     _db_parts,
     free_port,
@@ -85,16 +86,9 @@ def tile_list(zooms: tuple[int, int] = ZOOMS, bbox=CENTRAL_HUE) -> list[tuple[in
     return [(t.z, t.x, t.y) for t in tms.tiles(*bbox, list(range(zooms[0], zooms[1] + 1)))]
 
 
+
 def start_huegis(url: str, var_dir: Path, workers: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "HUEGIS_DATABASE_URL": url, "HUEGIS_VAR_DIR": str(var_dir)}
-    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port),
-                             "--workers", str(workers)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    wait_http(f"{base}/health", proc)
-    time.sleep(1.0)  # both workers LISTENing
-    return proc, base
+    return common.start_huegis(url, var_dir, workers, settle=1.0)  # both workers LISTENing
 
 
 def start_tipg(url: str, workers: int) -> tuple[subprocess.Popen, str]:
