@@ -111,6 +111,11 @@ class StatusIn(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(min_length=1, max_length=2000)
+
+
 class AssignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     assignee: str = Field(min_length=1, max_length=120)
@@ -343,6 +348,13 @@ class IncidentsRouter:
             """Move the report along its workflow; an illegal change is a 409."""
             return await _staff_change(request, settings, principal, lambda actor: (
                 workflow.transition(pool, ref, body.status, actor, principal, body.note)))
+
+        @r.post("/incidents/{ref}/notes", summary="Add a note (staff)")
+        async def add_note(ref: str, body: NoteIn, request: Request, pool: PoolDep,
+                           settings: SettingsDep, principal: PrincipalDep) -> dict:
+            """Add a note to the report's history; nothing else changes."""
+            return await _staff_change(request, settings, principal, lambda actor: (
+                workflow.add_note(pool, ref, body.note, actor, principal)))
 
         @r.post("/incidents/{ref}/assign", summary="Assign (staff)")
         async def assign(ref: str, body: AssignIn, request: Request, pool: PoolDep,

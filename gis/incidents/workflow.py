@@ -77,6 +77,19 @@ async def transition(pool: asyncpg.Pool, ref: str, to: str, actor: str,
     return await _change(pool, ref, principal, change)
 
 
+async def add_note(pool: asyncpg.Pool, ref: str, note: str, actor: str,
+                   principal: Principal | None = None) -> asyncpg.Record:
+    """Add a note to a report's history without changing anything else (status kept)."""
+    note = (note or "").strip()
+    if not note:
+        raise InvalidParameter("note: the text of the note is required")
+
+    async def change(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+        await record(conn, row, actor, "note", row["status"], row["status"], note)
+
+    return await _change(pool, ref, principal, change)
+
+
 async def assign(pool: asyncpg.Pool, ref: str, assignee: str, actor: str,
                  principal: Principal | None = None, note: str | None = None) -> asyncpg.Record:
     """Assign a report to a ward unit (``ward:19777``) or an inspector (``inspector:name``);

@@ -95,6 +95,23 @@ def test_intake_channels_and_privacy(client: TestClient, keys: dict, wards) -> N
     assert r.status_code == 400
 
 
+def test_a_note_alone_changes_nothing_else(client: TestClient, keys: dict) -> None:
+    ref = _file(client)["ref"]
+    url = f"/incidents/{ref}/notes"
+    assert client.post(url, json={"note": "đã gọi điện"}).status_code == 401
+    assert client.post(url, json={"note": "x"}, headers=keys["citizen"]).status_code == 403
+    assert client.post(url, json={"note": "x"}, headers=keys["inspector_b"]).status_code == 403
+    assert client.post(url, json={"note": ""}, headers=keys["inspector_a"]).status_code == 400
+    assert client.post(url, json={"note": "   "},
+                       headers=keys["inspector_a"]).status_code == 400
+    r = client.post(url, json={"note": "đã gọi điện cho người báo"}, headers=keys["inspector_a"])
+    assert r.status_code == 200 and r.json()["status"] == "received", r.text
+    ev = _events(client, ref, keys)
+    assert [(e["kind"], e["from_status"], e["to_status"], e["note"]) for e in ev][-1] == (
+        "note", "received", "received", "đã gọi điện cho người báo")
+    assert ev[-1]["actor"] == "inspector:h6-insp-a" and len(ev) == 2
+
+
 def test_state_machine_allows_only_legal_changes(client: TestClient, keys: dict) -> None:
     ref = _file(client)["ref"]
     url = f"/incidents/{ref}/status"

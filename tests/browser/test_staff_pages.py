@@ -87,9 +87,19 @@ def test_inspector_action_appears_live_on_a_second_page(open_page, live_server, 
         f"document.querySelector('#reports li[data-ref=\"{ref}\"] .status').innerText"
         " === 'assigned'", timeout=15_000)
     assert watcher.evaluate("window.__notReloaded") is True
+    # A note alone: added to the history, the status stays.
+    actor.wait_for_selector("#detail #do-note", timeout=10_000)
+    actor.fill("#a-note", "called the reporter")
+    actor.click("#do-note")
+    actor.wait_for_function(
+        "document.querySelector('#detail .history').innerText.includes('called the reporter')",
+        timeout=10_000)
     with psycopg.connect(demo_settings.dsn) as conn:
         status, = conn.execute("SELECT status FROM incidents WHERE ref = %s", (ref,)).fetchone()
-    assert status == "assigned"
+        kinds = [k for k, in conn.execute(
+            "SELECT e.kind FROM incident_events e JOIN incidents i ON i.id = e.incident_id "
+            "WHERE i.ref = %s ORDER BY e.id", (ref,))]
+    assert status == "assigned" and kinds[-1] == "note"
     # Only the inspector's ward is listed, and the map clusters its reports.
     wait_map_idle(watcher)
     assert watcher.evaluate("hueMap.getSource('reports') !== undefined")

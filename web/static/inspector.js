@@ -53,7 +53,7 @@
       `<form id="act"><label for="a-status">${esc(t("change_status"))}</label><select id="a-status">${NEXT.map((s) => `<option value="${s}">${s}</option>`).join("")}</select>` +
       `<label for="a-assignee">${esc(t("assign"))}</label><input id="a-assignee" value="${esc(r.assignee || `ward:${r.ward_code}`)}">` +
       `<label for="a-note">${esc(t("add_note"))}</label><textarea id="a-note" rows="2"></textarea>` +
-      `<button type="button" id="do-status">${esc(t("change_status"))}</button><button type="button" id="do-assign">${esc(t("assign"))}</button>` +
+      `<button type="button" id="do-status">${esc(t("change_status"))}</button><button type="button" id="do-assign">${esc(t("assign"))}</button><button type="button" id="do-note">${esc(t("add_note"))}</button>` +
       `<p id="act-error" class="error" role="alert"></p></form>`;
     const note = () => byId("a-note").value.trim() || null;
     async function act(path, body) {
@@ -65,6 +65,10 @@
     }
     byId("do-status").addEventListener("click", () => act("status", { status: byId("a-status").value, note: note() }));
     byId("do-assign").addEventListener("click", () => act("assign", { assignee: byId("a-assignee").value, note: note() }));
+    byId("do-note").addEventListener("click", () => {
+      if (!note()) { byId("act-error").textContent = t("add_note"); byId("a-note").focus(); return; }
+      act("notes", { note: note() });
+    });
   }
   let reloadTimer = null;
   async function onEvent(ev) {
