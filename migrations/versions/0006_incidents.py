@@ -6,6 +6,7 @@ Revises: 0005
 Create Date: 2026-11-29
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
@@ -262,10 +263,10 @@ ALTER TABLE incidents DROP COLUMN IF EXISTS token, DROP COLUMN IF EXISTS assigne
 
 def upgrade() -> None:
     op.execute(UPGRADE)
-    for name, alt, lon, lat in LANDMARKS:
-        op.execute(
-            "INSERT INTO gazetteer_landmarks (name, alt_names, geom) VALUES "
-            f"('{name}', '{alt}', ST_SetSRID(ST_MakePoint({lon}, {lat}), 4326))")
+    op.get_bind().execute(
+        sa.text("INSERT INTO gazetteer_landmarks (name, alt_names, geom) VALUES "
+                "(:name, :alt, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))"),
+        [{"name": name, "alt": alt, "lon": lon, "lat": lat} for name, alt, lon, lat in LANDMARKS])
 
 
 def downgrade() -> None:
