@@ -56,6 +56,12 @@ def install(app: FastAPI) -> None:
         log.error("database unavailable: %s", exc)
         return error_response(503, "DatabaseUnavailable", "the database is unavailable")
 
+    @app.exception_handler(asyncpg.UndefinedTableError)
+    async def _not_migrated(_: Request, exc: asyncpg.UndefinedTableError) -> JSONResponse:
+        log.error("database schema missing: %s", exc)
+        return error_response(503, "DatabaseNotMigrated",
+                              "the database has no Huế GIS schema yet; run `huegis db migrate`")
+
     @app.exception_handler(asyncpg.PostgresError)
     async def _pg(_: Request, exc: asyncpg.PostgresError) -> JSONResponse:
         log.exception("database error", exc_info=exc)

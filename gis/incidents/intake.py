@@ -119,7 +119,7 @@ async def fetch_report(conn: asyncpg.Connection | asyncpg.Pool, ref: str,
                        for_update: bool = False) -> asyncpg.Record:
     """The report with reference ``ref`` ('PA-2026-0001234') or numeric id; 404 otherwise."""
     ref = (ref or "").strip()
-    if ref.isdigit():
+    if ref.isdigit() and len(ref) <= 18:  # a bigint id; longer digit strings match nothing
         where, arg = "i.id = $1", int(ref)
     else:
         where, arg = "i.ref = $1", ref

@@ -104,6 +104,7 @@ def test_a_note_alone_changes_nothing_else(client: TestClient, keys: dict) -> No
     assert client.post(url, json={"note": ""}, headers=keys["inspector_a"]).status_code == 400
     assert client.post(url, json={"note": "   "},
                        headers=keys["inspector_a"]).status_code == 400
+    assert client.get("/incidents/" + "9" * 30).status_code == 404
     r = client.post(url, json={"note": "đã gọi điện cho người báo"}, headers=keys["inspector_a"])
     assert r.status_code == 200 and r.json()["status"] == "received", r.text
     ev = _events(client, ref, keys)

@@ -260,3 +260,10 @@ def test_database_down_gives_503_not_500(tmp_path) -> None:
         assert r.status_code == 503 and r.json()["code"] == "DatabaseUnavailable"
         r = c.get("/collections/parcels/tiles/WebMercatorQuad/15/14863/26176")
         assert r.status_code == 503 and r.json()["code"] == "DatabaseUnavailable"
+
+
+def test_unmigrated_database_gives_503_with_what_to_do(empty_database: str, tmp_path) -> None:
+    with TestClient(create_app(Settings(database_url=empty_database, var_dir=tmp_path))) as c:
+        r = c.get("/collections/parcels/items")
+        assert r.status_code == 503 and r.json()["code"] == "DatabaseNotMigrated"
+        assert "huegis db migrate" in r.json()["description"]
