@@ -226,6 +226,22 @@ def one(base: str, path: str) -> tuple[float, int]:
     return 1000 * (time.perf_counter() - t0), status
 
 
+def idle_series(base: str, paths: list[str]) -> tuple[float, float, float]:
+    """p50/p95/p99 (ms) of ``paths`` requested one after another on one keep-alive
+    connection of an otherwise idle server (issue 10: feature by id p95 ≤ 5 ms)."""
+    u = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    times = []
+    for path in paths:
+        t0 = time.perf_counter()
+        conn.request("GET", path)
+        conn.getresponse().read()
+        times.append(1000 * (time.perf_counter() - t0))
+    conn.close()
+    times.sort()
+    return tuple(times[min(len(times) - 1, int(q * len(times)))] for q in (0.5, 0.95, 0.99))
+
+
 def probes(coll: str, cap: int, total: int, fid: int) -> list[tuple[str, str]]:
     """Single requests that could be slow on a big table (issue 10: none should take 1 s)."""
     q = urllib.parse.quote
@@ -332,6 +348,10 @@ def main() -> None:  # noqa: C901 (one scenario after another)
             for label, path in probes(hc, cap, total, ids[0]):
                 ms, status = one(hb, path)
                 deep.append((f"huegis {label}", ms, status))
+            by_id = [f"{hc}/items/{fid}" for fid in ids[:500]]
+            idle_series(hb, by_id[:50])  # warm-up
+            for q, ms in zip(("p50", "p95", "p99"), idle_series(hb, by_id), strict=True):
+                deep.append((f"huegis item by id, {len(by_id)} in a row, {q}", ms, 200))
             for name in ("tipg", "pygeoapi"):
                 if name in servers:
                     b, c = servers[name]
