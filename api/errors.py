@@ -56,6 +56,13 @@ def install(app: FastAPI) -> None:
         log.error("database unavailable: %s", exc)
         return error_response(503, "DatabaseUnavailable", "the database is unavailable")
 
+    @app.exception_handler(asyncpg.InterfaceError)
+    @app.exception_handler(asyncpg.exceptions.InternalClientError)
+    async def _client_state(_: Request, exc: Exception) -> JSONResponse:
+        log.error("database connection in a bad state: %s", exc)
+        return error_response(503, "DatabaseUnavailable",
+                              "the database connection failed; try again")
+
     @app.exception_handler(asyncpg.UndefinedTableError)
     async def _not_migrated(_: Request, exc: asyncpg.UndefinedTableError) -> JSONResponse:
         log.error("database schema missing: %s", exc)
