@@ -1,7 +1,9 @@
 """Citizen incident reports (phản ánh hiện trường) with their routing ward and status.
 
 The reporter's name, phone and email are private: they never leave through public features,
-tiles or exports. The event history lives in ``incident_events`` (not a map layer).
+tiles or exports. Inspectors read them only through the ward-scoped incidents API
+(``/incidents``), so the generic paths (features, queries, exports) show them to admins
+alone. The event history lives in ``incident_events`` (not a map layer).
 """
 
 from layers.base import Field, Layer, Style
@@ -42,9 +44,9 @@ INCIDENTS = Layer(
         Field("resolved_at", "datetime", title="Resolved"),
         Field("sla_due_at", "datetime", title="SLA due"),
         Field("rating", "int", title="Satisfaction (1–5)"),
-        Field("reporter_name", title="Reporter name", public=False, visible_to=("inspector",)),
-        Field("reporter_phone", title="Reporter phone", public=False, visible_to=("inspector",)),
-        Field("reporter_email", title="Reporter email", public=False, visible_to=("inspector",)),
+        Field("reporter_name", title="Reporter name", public=False),
+        Field("reporter_phone", title="Reporter phone", public=False),
+        Field("reporter_email", title="Reporter email", public=False),
         SOURCE,
     ),
     zoom=(12, 22),  # clustering at lower zooms comes with the tiles work
