@@ -16,9 +16,6 @@ import random
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +23,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 from bench.bench_features import free_port, wait_http  # noqa: E402
-from bench.bench_tiles import run_paths, start_huegis  # noqa: E402
+from bench.bench_tiles import demo_database, run_paths, start_huegis  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 TITILER_VENV = ROOT / "bench" / ".peers-venv" / "titiler"
@@ -42,34 +39,6 @@ from titiler.core.factory import TilerFactory
 app = FastAPI()
 app.include_router(TilerFactory().router)
 '''
-
-
-@contextmanager
-def demo_database(rows: int, incidents: int, seed: int, keep: bool, var: Path
-                  ) -> Iterator[str]:
-    """A scratch database with the demo (rasters written in ``var/rasters``)."""
-    import psycopg
-
-    from gis import db
-    from gis.demo import DemoSize, load_demo
-    from gis.settings import Settings
-
-    server = os.environ.get("HUEGIS_DATABASE_URL") or Settings().managed_url("postgres")
-    if "HUEGIS_DATABASE_URL" not in os.environ:
-        from gis.cluster import Cluster
-
-        Cluster(Settings()).up()
-    with db.scratch_database(server, "huegis_bench_render", keep=keep) as url:
-        db.migrate(url)
-        t0 = time.perf_counter()
-        with psycopg.connect(url) as conn:
-            load_demo(conn, Settings(database_url=url, var_dir=var),
-                      DemoSize(parcels=rows, construction=max(rows // 200, 10),
-                               incidents=incidents, seed=seed))
-        print(f"demo loaded ({rows} parcels) in {time.perf_counter() - t0:.0f} s", flush=True)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE")
-        yield url
 
 
 def tiles(zooms: tuple[int, int], bbox) -> list[tuple[int, int, int]]:

@@ -152,10 +152,8 @@ def style_layers(layer: Layer, zoom_range: ZoomRange = default_zoom_range
                               "circle-stroke-width": 1}})
     if s.label and layer.has_field(s.label) and layer.field(s.label).public:
         # Labels where they fit: areas from their detail zoom, points two zooms later.
-        label_zoom = max(layer.zoom[0] + (0 if kind == "polygon" else 2),
-                         common["minzoom"])
-        if layer.id == "parcels":
-            label_zoom = 17  # thousands of parcel numbers are unreadable below
+        label_zoom = s.label_minzoom or max(layer.zoom[0] + (0 if kind == "polygon" else 2),
+                                            common["minzoom"])
         layout: dict[str, Any] = {"text-field": ["get", s.label], "text-font": FONT,
                                   "text-size": 12, "text-max-width": 8}
         if kind == "point":
@@ -222,17 +220,17 @@ def style_document(style_id: str, base_url: str, basemap_url: str | None = None,
         sources["basemap"], bm = basemap(basemap_url, basemap_attribution)
         layers.append(bm)
     labels: list[dict[str, Any]] = []
-    wards_lines: list[dict[str, Any]] = []
+    top_lines: list[dict[str, Any]] = []
     for layer in chosen:
         sources[layer.id] = source(layer, base_url, zoom_range)
         for sl in style_layers(layer, zoom_range):
             if sl["type"] == "symbol":
                 labels.append(sl)
-            elif layer.id == "wards" and sl["type"] == "line" and len(chosen) > 1:
-                wards_lines.append(sl)  # ward borders stay visible above the parcels
+            elif layer.style.outline_on_top and sl["type"] == "line" and len(chosen) > 1:
+                top_lines.append(sl)  # e.g. ward borders stay visible above the parcels
             else:
                 layers.append(sl)
-    layers += wards_lines + labels
+    layers += top_lines + labels
     return {
         "version": 8,
         "name": title,

@@ -52,6 +52,31 @@ class Style:
     # Optional per-value colours for one field (a categorised legend), e.g. land use.
     classify: str | None = None
     classes: tuple[tuple[str, str], ...] = ()
+    # First zoom of the labels (default: the detail zoom for areas, two later for points).
+    label_minzoom: int | None = None
+    # Outlines drawn above the other layers of a composite map (e.g. ward borders).
+    outline_on_top: bool = False
+
+
+GeneralizeMode = Literal["blocks", "clusters", "wards"]
+
+
+@dataclass(frozen=True)
+class Generalize:
+    """How a layer extends below its detail zoom instead of vanishing (vector tiles).
+
+    ``mode`` names the generalized view kept by the database (migration 0005): ``blocks``
+    (polygons dissolved by the style's class field), ``clusters`` (points clustered per tile,
+    with a count and the dominant class) or ``wards`` (simplified per zoom, at every zoom).
+    ``late_fields`` leaves long text out of tiles below a zoom: ``(field, first zoom)``;
+    ``extra_fields`` are the ``(name, type)`` of what the generalized view carries.
+    """
+
+    minzoom: int
+    mode: GeneralizeMode
+    until: int  # first zoom drawn in detail
+    late_fields: tuple[tuple[str, int], ...] = ()
+    extra_fields: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +103,8 @@ class Layer:
     # Datetime field for temporal queries (OGC ``datetime``), if any.
     temporal: str | None = None
     keywords: tuple[str, ...] = ()
+    # The generalized view shown below the detail zoom (None: the layer simply starts there).
+    generalize: Generalize | None = None
 
     kind: Literal["vector"] = "vector"
 

@@ -6,7 +6,7 @@ tiles or exports. Inspectors read them only through the ward-scoped incidents AP
 alone. The event history lives in ``incident_events`` (not a map layer).
 """
 
-from layers.base import Field, Layer, Style
+from layers.base import Field, Generalize, Layer, Style
 from layers.common import ADDRESS, SOURCE, WARD_CODE
 
 INCIDENT_CATEGORIES = {
@@ -57,4 +57,6 @@ INCIDENTS = Layer(
     editable=False,
     temporal="created_at",
     keywords=("incidents", "citizen reports"),
+    generalize=Generalize(6, "clusters", 15, late_fields=(("description", 17),),
+                          extra_fields=(("count", "Number"), ("category", "String"))),
 )

@@ -1,6 +1,6 @@
 """Land parcels (thửa đất) with their land-use class from the Vietnamese land classification."""
 
-from layers.base import Field, Layer, Style
+from layers.base import Field, Generalize, Layer, Style
 from layers.common import ADDRESS, SOURCE, WARD_CODE
 
 # Land-use codes (Luật Đất đai, Thông tư 08/2024/TT-BTNMT) used in Huế's cadastral data.
@@ -45,7 +45,10 @@ PARCELS = Layer(
     ),
     zoom=(14, 22),
     style=Style(fill="#f2d49b", stroke="#a0522d", stroke_width=0.5, label="parcel_no",
-                classify="land_use", classes=tuple((k, v[2]) for k, v in LAND_USE.items())),
+                classify="land_use", classes=tuple((k, v[2]) for k, v in LAND_USE.items()),
+                label_minzoom=17),  # thousands of parcel numbers are unreadable below
     editable=True,
     keywords=("cadastre", "land use"),
+    generalize=Generalize(11, "blocks", 14, extra_fields=(
+        ("land_use", "String"), ("parcels", "Number"), ("area_m2", "Number"))),
 )

@@ -1,6 +1,6 @@
 """Administrative units: the 40 wards/communes of Huế City (two-level government, 2025)."""
 
-from layers.base import Field, Layer, Style
+from layers.base import Field, Generalize, Layer, Style
 
 WARDS = Layer(
     id="wards",
@@ -23,7 +23,8 @@ WARDS = Layer(
     ),
     zoom=(6, 22),
     style=Style(fill="#ffffff", fill_opacity=0.05, stroke="#6a3d9a", stroke_width=1.5,
-                label="short_name"),
+                label="short_name", outline_on_top=True),
     importable=False,
     keywords=("administrative", "boundaries"),
+    generalize=Generalize(6, "wards", 6),
 )

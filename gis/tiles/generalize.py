@@ -1,8 +1,9 @@
 """What a layer looks like at each zoom: detail, or a generalized view kept by migration 0005.
 
 Each vector layer is drawn at its catalog zoom range (``Layer.zoom``) from its table's
-stored Web Mercator geometry (``geom_3857``). Below that range some layers do not vanish but
-switch to a generalized view, so a layer never disappears abruptly when zooming out:
+stored Web Mercator geometry (``geom_3857``). Below that range a layer whose catalog entry
+declares ``generalize`` does not vanish but switches to a generalized view, so it never
+disappears abruptly when zooming out (today's catalog):
 
 ========== ============ ===============================================================
 layer      zooms        view
@@ -20,34 +21,12 @@ the write (``huegis tiles refresh`` rebuilds them all).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from layers import Layer
 
 Mode = Literal["detail", "blocks", "clusters", "wards", "none"]
 
-
-@dataclass(frozen=True)
-class Generalization:
-    """How a layer extends below its detail zoom, and what it leaves out at low zoom."""
-
-    minzoom: int
-    mode: Mode
-    until: int  # first zoom drawn in detail
-    # Long text left out of tiles below a zoom: {field: first zoom that carries it}.
-    late_fields: tuple[tuple[str, int], ...] = ()
-    extra_fields: tuple[tuple[str, str], ...] = ()  # (name, type) of the generalized view
-
-
-GENERALIZED: dict[str, Generalization] = {
-    "parcels": Generalization(11, "blocks", 14,
-                              extra_fields=(("land_use", "String"), ("parcels", "Number"),
-                                            ("area_m2", "Number"))),
-    "incidents": Generalization(6, "clusters", 15, late_fields=(("description", 17),),
-                                extra_fields=(("count", "Number"), ("category", "String"))),
-    "wards": Generalization(6, "wards", 6),
-}
 
 # Zoom buckets of tiles_wards_gen (each simplified to one tile unit at that zoom).
 WARD_BUCKETS = (6, 8, 10, 12, 14)
@@ -60,7 +39,7 @@ def zoom_range(layer: Layer) -> tuple[int, int]:
     >>> zoom_range(VECTOR_LAYERS["parcels"]), zoom_range(VECTOR_LAYERS["tourism"])
     ((11, 22), (10, 22))
     """
-    g = GENERALIZED.get(layer.id)
+    g = layer.generalize
     lo = min(layer.zoom[0], g.minzoom) if g else layer.zoom[0]
     return lo, layer.zoom[1]
 
@@ -77,7 +56,7 @@ def mode_at(layer: Layer, z: int) -> Mode:
     lo, hi = zoom_range(layer)
     if not lo <= z <= hi:
         return "none"
-    g = GENERALIZED.get(layer.id)
+    g = layer.generalize
     if g is None:
         return "detail"
     if g.mode == "wards":
@@ -96,7 +75,7 @@ def ward_bucket(z: int) -> int:
 
 def fields_at(layer: Layer, fields: list[str], z: int) -> list[str]:
     """``fields`` without the long ones left out at zoom ``z``."""
-    g = GENERALIZED.get(layer.id)
+    g = layer.generalize
     if g is None:
         return fields
     late = dict(g.late_fields)

@@ -51,7 +51,7 @@ def vector_layer_entry(layer: Layer) -> dict[str, Any]:
     """One TileJSON ``vector_layers`` entry: every field any zoom's tile may carry."""
     lo, hi = generalize.zoom_range(layer)
     fields = {f: _FIELD_TYPES[layer.field(f).type] for f in tile_fields(layer, MAX_ZOOM)}
-    g = generalize.GENERALIZED.get(layer.id)
+    g = layer.generalize
     for name, kind in (g.extra_fields if g else ()):
         fields.setdefault(name, kind)
     return {"id": layer.id, "description": layer.title, "minzoom": lo, "maxzoom": hi,
