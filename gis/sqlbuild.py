@@ -44,6 +44,27 @@ def table_ref(layer: Layer) -> str:
     return f"{ident(layer.schema)}.{ident(layer.table)}"
 
 
+def source_ref(layer: Layer, principal: Principal | None = None) -> str:
+    """The relation a reader reads a layer from: the layer's public view (``Layer.public_view``:
+    sensitive locations rounded, their addresses left out) unless ``principal`` is entitled to
+    the exact rows (admins). Writes, extents and data managers' exports use ``table_ref``.
+
+    >>> from layers import VECTOR_LAYERS
+    >>> from gis.auth import Principal
+    >>> source_ref(VECTOR_LAYERS['incidents'])
+    '"public"."incidents_public"'
+    >>> source_ref(VECTOR_LAYERS['incidents'], Principal('inspector'))
+    '"public"."incidents_public"'
+    >>> source_ref(VECTOR_LAYERS['incidents'], Principal('admin'))
+    '"public"."incidents"'
+    >>> source_ref(VECTOR_LAYERS['parcels'])
+    '"public"."land_parcels"'
+    """
+    if layer.public_view and not (principal is not None and principal.may_read(())):
+        return f"{ident(layer.schema)}.{ident(layer.public_view)}"
+    return table_ref(layer)
+
+
 def visible_fields(layer: Layer, include_private: bool = False,
                    principal: Principal | None = None) -> list[str]:
     """Names of the fields a caller may see: public ones, plus every private one with

@@ -105,6 +105,12 @@ class Layer:
     keywords: tuple[str, ...] = ()
     # The generalized view shown below the detail zoom (None: the layer simply starts there).
     generalize: Generalize | None = None
+    # A view of the table as the public may see it (migration 0008: locations of sensitive
+    # reports rounded to about 100 m, their addresses left out). Every public reader (features,
+    # queries, tiles, maps, WMS, exports, folium) reads it instead of ``table``, for output and
+    # for filtering alike, so that no bbox or distance filter can probe an exact location;
+    # only admins read the table itself through the generic paths.
+    public_view: str | None = None
 
     kind: Literal["vector"] = "vector"
 

@@ -19,6 +19,9 @@ INCIDENT_CATEGORIES = {
     "noise": ("Noise", "Tiếng ồn"),
     "public_order": ("Public order", "An ninh trật tự"),
 }
+# Categories whose locations the public sees only rounded to about 100 m, with no address
+# (migration 0008 stores that location; staff see the exact one).
+SENSITIVE_CATEGORIES = ("public_order",)
 INCIDENT_STATUSES = ("received", "assigned", "in_progress", "resolved", "rejected", "duplicate",
                      "reopened")
 
@@ -57,6 +60,7 @@ INCIDENTS = Layer(
     editable=False,
     temporal="created_at",
     keywords=("incidents", "citizen reports"),
+    public_view="incidents_public",
     generalize=Generalize(6, "clusters", 15, late_fields=(("description", 17),),
                           extra_fields=(("count", "Number"), ("category", "String"))),
 )

@@ -15,7 +15,7 @@ from gis.auth import PUBLIC, Principal
 from gis.errors import InvalidParameter
 from gis.features.cql2 import Scope, SQLParams, compile_filter
 from gis.features.request import CRS84, ApiCRS, TimeRange, parse_feature_id
-from gis.sqlbuild import id_is_integer, ident, literal, table_ref, visible_fields
+from gis.sqlbuild import id_is_integer, ident, literal, source_ref, table_ref, visible_fields
 from layers import Layer
 
 GEOJSON_DECIMALS = 7  # ~1 cm at Huế's latitude
@@ -108,8 +108,8 @@ def order_sql(layer: Layer, q: ItemsQuery) -> str:
     return " ORDER BY " + ", ".join([*keys, _col(layer.id_column)])
 
 
-def _from_where(layer: Layer, where: list[str]) -> str:
-    return (f" FROM {table_ref(layer)} AS {ALIAS}"
+def _from_where(layer: Layer, q: ItemsQuery, where: list[str]) -> str:
+    return (f" FROM {source_ref(layer, q.principal)} AS {ALIAS}"
             + (" WHERE " + " AND ".join(where) if where else ""))
 
 
@@ -138,15 +138,15 @@ def items_sql(layer: Layer, q: ItemsQuery) -> tuple[str, list[object]]:
         where.append(f"{idcol} > {params.add(q.after)}")
     limit = params.add(q.limit + 1)
     if q.offset and q.default_order:
-        seek = (f"SELECT {idcol}{_from_where(layer, where)} ORDER BY {idcol} "
+        seek = (f"SELECT {idcol}{_from_where(layer, q, where)} ORDER BY {idcol} "
                 f"OFFSET {params.add(q.offset)} LIMIT 1")
         where = [*where, f"{idcol} >= ({seek})"]
     elif q.offset:
         # Deferred join: the page's ids are sorted and skipped without building features.
-        page = (f"SELECT {idcol}{_from_where(layer, where)}{order_sql(layer, q)} "
+        page = (f"SELECT {idcol}{_from_where(layer, q, where)}{order_sql(layer, q)} "
                 f"LIMIT {limit} OFFSET {params.add(q.offset)}")
         where = [*where, f"{idcol} = ANY(ARRAY({page}))"]
-    sql = (f"SELECT {feature_sql(layer, q)}, {idcol}{_from_where(layer, where)}"
+    sql = (f"SELECT {feature_sql(layer, q)}, {idcol}{_from_where(layer, q, where)}"
            f"{order_sql(layer, q)} LIMIT {limit}")
     return sql, params.values
 
@@ -155,7 +155,7 @@ def stream_sql(layer: Layer, q: ItemsQuery) -> tuple[str, list[object]]:
     """Every matching feature (no limit or offset), for streamed downloads."""
     params = SQLParams()
     where = where_sql(layer, q, params)
-    return (f"SELECT {feature_sql(layer, q)}{_from_where(layer, where)}{order_sql(layer, q)}",
+    return (f"SELECT {feature_sql(layer, q)}{_from_where(layer, q, where)}{order_sql(layer, q)}",
             params.values)
 
 
@@ -163,7 +163,7 @@ def count_sql(layer: Layer, q: ItemsQuery, cap: int) -> tuple[str, list[object]]
     """Count of the matching features, reading at most ``cap + 1`` of them."""
     params = SQLParams()
     where = where_sql(layer, q, params)
-    return (f"SELECT count(*) FROM (SELECT 1{_from_where(layer, where)} "
+    return (f"SELECT count(*) FROM (SELECT 1{_from_where(layer, q, where)} "
             f"LIMIT {params.add(cap + 1)}) AS c", params.values)
 
 
@@ -172,7 +172,7 @@ def explain_sql(layer: Layer, q: ItemsQuery) -> tuple[str, list[object]]:
     is ``[0]['Plan']['Plan Rows']``."""
     params = SQLParams()
     where = where_sql(layer, q, params)
-    return f"EXPLAIN (FORMAT JSON) SELECT 1{_from_where(layer, where)}", params.values
+    return f"EXPLAIN (FORMAT JSON) SELECT 1{_from_where(layer, q, where)}", params.values
 
 
 def plan_rows(explain_output: Any) -> int:
@@ -193,7 +193,8 @@ def item_sql(layer: Layer, q: ItemsQuery | None = None) -> str:
 
     q = q or ItemsQuery(limit=1)
     etag = etag_sql(ALIAS) if layer.editable else "NULL::text"
-    return (f"SELECT {feature_sql(layer, q)}, {etag} FROM {table_ref(layer)} AS {ALIAS} "
+    return (f"SELECT {feature_sql(layer, q)}, {etag} "
+            f"FROM {source_ref(layer, q.principal)} AS {ALIAS} "
             f"WHERE {_col(layer.id_column)} = $1")
 
 

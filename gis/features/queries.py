@@ -24,7 +24,7 @@ import shapely
 from gis.errors import InvalidGeometry, InvalidParameter
 from gis.features.request import CRS84, ApiCRS
 from gis.raster import transformer
-from gis.sqlbuild import id_is_integer, ident, table_ref, visible_fields
+from gis.sqlbuild import id_is_integer, ident, source_ref, table_ref, visible_fields
 from layers import VECTOR_LAYERS, Layer
 
 if TYPE_CHECKING:
@@ -183,11 +183,11 @@ def _geodesic(alias: str, layer: Layer, point: str) -> str:
     return f"ST_Distance({alias}.{ident(layer.geometry_column)}::geography, {point}::geography)"
 
 
-def knn_rows(layer: Layer, point: str, k: str) -> str:
+def knn_rows(layer: Layer, point: str, k: str, principal: Principal | None = None) -> str:
     """Subquery: the ``k`` features nearest ``point`` by geodesic distance (column
     ``distance_m``), nearest first, using the GiST index (see the module's note)."""
     g = ident(layer.geometry_column)
-    tbl = table_ref(layer)
+    tbl = source_ref(layer, principal)
     radius = (f"(SELECT coalesce(max(d), 0) * {KNN_RADIUS_FACTOR} + 1e-9 FROM "
               f"(SELECT n.{g} <-> {point} AS d FROM {tbl} n ORDER BY n.{g} <-> {point} "
               f"LIMIT {k}) knn)")
@@ -201,7 +201,7 @@ def nearest_sql(layer: Layer, crs: ApiCRS, principal: Principal | None) -> str:
     ``(feature_text,)``."""
     feature = feature_json(layer, "s", crs, principal, {"distance_m": "s.distance_m"})
     return (f"SELECT {feature}::text "
-            f"FROM {knn_rows(layer, POINT, '$3')} s ORDER BY s.distance_m, "
+            f"FROM {knn_rows(layer, POINT, '$3', principal)} s ORDER BY s.distance_m, "
             f"s.{ident(layer.id_column)}")
 
 
@@ -212,7 +212,8 @@ def within_sql(layer: Layer, crs: ApiCRS, principal: Principal | None,
     g = ident(layer.geometry_column)
     feature = feature_json(layer, "s", crs, principal, {"distance_m": "s.distance_m"})
     return (f"SELECT {feature}::text FROM (SELECT t.*, {_geodesic('t', layer, POINT)} AS "
-            f"distance_m FROM {table_ref(layer)} t WHERE ST_DWithin(t.{g}, {POINT}, $4) AND "
+            f"distance_m FROM {source_ref(layer, principal)} t "
+            f"WHERE ST_DWithin(t.{g}, {POINT}, $4) AND "
             f"ST_DWithin(t.{g}::geography, {POINT}::geography, $3)) s "
             f"ORDER BY s.distance_m, s.{ident(layer.id_column)}"
             + (f" LIMIT {int(limit)}" if limit is not None else ""))
@@ -236,7 +237,7 @@ def class_field(layer: Layer) -> str | None:
     return None
 
 
-def _matches(layer: Layer) -> str:
+def _matches(layer: Layer, principal: Principal | None = None) -> str:
     """Rows of ``layer`` intersecting the geometry ``$1`` (WKB, EPSG:4326), with their area
     ``area_m2_`` and the area ``ix_`` of their part inside it (both in EPSG:9214)."""
     g = ident(layer.geometry_column)
@@ -244,7 +245,7 @@ def _matches(layer: Layer) -> str:
     return (f"SELECT t.*, {metric_area(f't.{g}')} AS area_m2_, "
             f"CASE WHEN ST_CoveredBy(t.{g}, {q}) THEN {metric_area(f't.{g}')} "
             f"ELSE {metric_area(f'ST_Intersection(t.{g}, {q})')} END AS ix_ "
-            f"FROM {table_ref(layer)} t WHERE ST_Intersects(t.{g}, {q})")
+            f"FROM {source_ref(layer, principal)} t WHERE ST_Intersects(t.{g}, {q})")
 
 
 def _area_feature(layer: Layer, crs: ApiCRS, principal: Principal | None) -> str:
@@ -266,7 +267,7 @@ def intersects_sql(layer: Layer, crs: ApiCRS, principal: Principal | None,
              f"(SELECT m.{ident(klass)} AS k, count(*) AS n, sum(m.area_m2_) AS a, "
              f"sum(m.ix_) AS ix FROM m GROUP BY m.{ident(klass)}) grp)") if klass else "NULL"
     return (
-        f"WITH m AS MATERIALIZED ({_matches(layer)}) "
+        f"WITH m AS MATERIALIZED ({_matches(layer, principal)}) "
         f"SELECT {in_city(q)}, "
         "(SELECT json_build_object('count', count(*), 'total_area_m2', coalesce(sum(area_m2_), "
         "0), 'intersection_area_m2', coalesce(sum(ix_), 0), 'query_area_m2', "
@@ -280,7 +281,8 @@ def intersects_sql(layer: Layer, crs: ApiCRS, principal: Principal | None,
 
 def intersects_features_sql(layer: Layer, crs: ApiCRS, principal: Principal | None) -> str:
     """Every feature intersecting ``$1`` (a download): rows ``(feature_text,)``."""
-    return (f"SELECT {_area_feature(layer, crs, principal)}::text FROM ({_matches(layer)}) f "
+    return (f"SELECT {_area_feature(layer, crs, principal)}::text "
+            f"FROM ({_matches(layer, principal)}) f "
             f"ORDER BY f.{ident(layer.id_column)}")
 
 
@@ -297,12 +299,12 @@ def whats_here_sql(crs: ApiCRS, principal: Principal | None) -> str:
         g = ident(layer.geometry_column)
         feature = feature_json(layer, "t", crs, principal)
         return (f"(SELECT coalesce(json_agg({feature} ORDER BY t.{ident(layer.id_column)}), "
-                f"'[]') FROM {table_ref(layer)} t WHERE ST_Intersects(t.{g}, {POINT}))")
+                f"'[]') FROM {source_ref(layer, principal)} t WHERE ST_Intersects(t.{g}, {POINT}))")
 
     def nearest(layer_id: str) -> str:
         layer = VECTOR_LAYERS[layer_id]
         feature = feature_json(layer, "s", crs, principal, {"distance_m": "s.distance_m"})
-        return f"(SELECT {feature} FROM {knn_rows(layer, POINT, '1')} s)"
+        return f"(SELECT {feature} FROM {knn_rows(layer, POINT, '1', principal)} s)"
 
     rasters = ("(SELECT json_object_agg(r.id, json_build_object('path', r.path, 'nodata', "
                "r.nodata)) FROM raster_datasets r)")

@@ -121,7 +121,9 @@ def export_layer(conn: psycopg.Connection, layer: Layer | str, out: Path | str,
     query = sql.SQL("SELECT {cols}, ST_AsBinary({geom}) FROM {table}").format(
         cols=sql.SQL(", ").join(map(sql.Identifier, names)),
         geom=sql.Identifier(target.geometry_column),
-        table=sql.Identifier(target.schema, target.table))
+        # Without the private fields, the public view (rounded sensitive locations).
+        table=sql.Identifier(target.schema, target.table if include_private
+                             else target.public_view or target.table))
     params: tuple[float, ...] = ()
     if box is not None:
         query += sql.SQL(" WHERE ST_Intersects({geom}, ST_MakeEnvelope(%s, %s, %s, %s, 4326))"

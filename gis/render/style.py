@@ -18,7 +18,7 @@ from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
 
-from gis.sqlbuild import ident, table_ref
+from gis.sqlbuild import ident, source_ref
 from layers import Layer
 
 # Scale denominator of WebMercatorQuad zoom 0 with 256 px tiles (OGC 0.28 mm pixels).
@@ -168,7 +168,7 @@ def datasource_sql(layer: Layer, srid: int, stored_3857: bool = False) -> str:
         seg = f"GREATEST(ST_XMax({b}) - ST_XMin({b}), ST_YMax({b}) - ST_YMin({b}), 1e-9) / 16"
         bbox = f"ST_Transform(ST_Segmentize({b}, {seg}), 4326)"
     return (f"(SELECT {geom} AS geom{''.join(', ' + c for c in cols)} "
-            f"FROM {table_ref(layer)} AS t WHERE {g} && {bbox}) AS q")
+            f"FROM {source_ref(layer)} AS t WHERE {g} && {bbox}) AS q")
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: object) -> ET.Element:

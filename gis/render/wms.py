@@ -20,7 +20,7 @@ from gis.errors import HueGISError, ImageTooLarge, InvalidBBox, LayerNotFound, U
 from gis.render.engine import MAX_SIDE, MapView, Output, check_size, parse_color
 from gis.render.style import scale_for_zoom
 from gis.render.views import CRSRef, transform_bbox
-from gis.sqlbuild import ident, properties_json, table_ref
+from gis.sqlbuild import ident, properties_json, source_ref
 from layers import CATALOG, Layer, RasterLayer
 
 WMS_NS = "http://www.opengis.net/wms"
@@ -268,7 +268,7 @@ def feature_info_sql(layer: Layer) -> str:
     env = "ST_MakeEnvelope($1, $2, $3, $4, 4326)"
     return (f"SELECT t.{ident(layer.id_column)}::text AS id, "
             f"{properties_json(layer, 't')}::text AS props, ST_AsGeoJSON({g}, 7) AS geom "
-            f"FROM {table_ref(layer)} AS t WHERE {g} && {env} AND ST_Intersects({g}, {env}) "
+            f"FROM {source_ref(layer)} AS t WHERE {g} && {env} AND ST_Intersects({g}, {env}) "
             f"ORDER BY ST_Distance({g}::geography, "
             "ST_SetSRID(ST_MakePoint($5, $6), 4326)::geography) LIMIT $7")
 

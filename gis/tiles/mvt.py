@@ -20,7 +20,7 @@ from functools import lru_cache
 import morecantile
 
 from gis.errors import InvalidTile, TileMatrixSetNotFound
-from gis.sqlbuild import id_is_integer, ident, literal, table_ref, visible_fields
+from gis.sqlbuild import id_is_integer, ident, literal, source_ref, visible_fields
 from gis.tiles import generalize
 from layers import Layer
 
@@ -98,7 +98,7 @@ def _layer_sql(layer: Layer, mode: str, srid: int, fields: tuple[str, ...],
         return (
             f"WITH p AS (SELECT floor((ST_X({g}) - $1) / (($3 - $1) / 16)) AS gx, "
             f"floor((ST_Y({g}) - $2) / (($4 - $2) / 16)) AS gy, t.category, {g} AS g "
-            f"FROM {table_ref(layer)} AS t WHERE {g} && {env}), "
+            f"FROM {source_ref(layer)} AS t WHERE {g} && {env}), "
             "c AS (SELECT count(*)::int AS count, mode() WITHIN GROUP (ORDER BY category) "
             "AS category, ST_Centroid(ST_Collect(g)) AS g FROM p GROUP BY gx, gy), "
             f"m AS (SELECT ST_AsMVTGeom(c.g, {env}::box2d, {EXTENT}, 0, true) AS __geom, "
@@ -113,14 +113,14 @@ def _layer_sql(layer: Layer, mode: str, srid: int, fields: tuple[str, ...],
         cols = "t.land_use, t.parcels, t.area_m2"
         polygonal, points = True, False
     elif mode == "wards":
-        source = (f"{table_ref(layer)} AS t JOIN tiles_wards_gen AS w "
+        source = (f"{source_ref(layer)} AS t JOIN tiles_wards_gen AS w "
                   f"ON w.id = t.id AND w.z = {int(bucket)}")
         geom = "w.geom_3857" if srid == 3857 else "ST_Transform(w.geom_3857, 4326)"
         where = (f"w.geom_3857 && {benv}" if srid == 3857
                  else f"w.geom_3857 && ST_Transform({benv}, 3857)")
         polygonal, points = True, False
     else:
-        source = f"{table_ref(layer)} AS t"
+        source = f"{source_ref(layer)} AS t"
         geom = f"t.{ident(native)}"
         where = f"{geom} && {benv}"
         polygonal = layer.is_polygonal
@@ -240,6 +240,6 @@ def naive_mvt_sql(layer: Layer) -> str:
     return (
         "WITH b AS (SELECT ST_TileEnvelope($1, $2, $3) AS env), "
         f"m AS (SELECT ST_AsMVTGeom(ST_Transform(t.{g}, 3857), b.env, {EXTENT}, {BUFFER}, "
-        f"true) AS geom, {cols} FROM {table_ref(layer)} AS t, b "
+        f"true) AS geom, {cols} FROM {source_ref(layer)} AS t, b "
         f"WHERE t.{g} && ST_Transform(b.env, 4326)) "
         f"SELECT ST_AsMVT(m.*, {literal(layer.id)}) FROM m")

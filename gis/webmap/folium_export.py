@@ -10,7 +10,7 @@ import folium
 import psycopg
 
 from gis.errors import InvalidBBox
-from gis.sqlbuild import ident, properties_json, table_ref
+from gis.sqlbuild import ident, properties_json, source_ref
 from layers import ATTRIBUTION, Layer
 
 HUE_CENTER_LATLON = (16.469, 107.5775)
@@ -54,7 +54,7 @@ def layer_geojson(conn: psycopg.Connection, layer: Layer,
         "COALESCE(json_agg(json_build_object('type', 'Feature', 'id', t.__id, "
         f"'geometry', ST_AsGeoJSON(t.{g}, 6)::json, "
         f"'properties', {properties_json(layer, 't', principal=principal)})), '[]'::json)) "
-        f"FROM (SELECT t.*, t.{ident(layer.id_column)} AS __id FROM {table_ref(layer)} AS t "
+        f"FROM (SELECT t.*, t.{ident(layer.id_column)} AS __id FROM {source_ref(layer, principal)} AS t "
         f"{where} ORDER BY t.{ident(layer.id_column)} LIMIT %s) AS t"
     )
     row = conn.execute(sql, [*params, limit]).fetchone()
