@@ -36,6 +36,35 @@ class Field:
     derive: Literal["area", "ward"] | None = None
     # Roles entitled to read a private field (admin always is), e.g. planners see owners.
     visible_to: tuple[str, ...] = ()
+    # The title in Vietnamese (the interface's default language).
+    title_vi: str | None = None
+    # What each of ``choices`` means: (value, English, Vietnamese); they are the choices
+    # when ``choices`` is not given.
+    choice_titles: tuple[tuple[str, str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.choices is None and self.choice_titles:
+            object.__setattr__(self, "choices", tuple(v for v, _, _ in self.choice_titles))
+
+    def title_in(self, lang: str) -> str:
+        """The field's title in ``lang`` (``"vi"`` or ``"en"``), else its name.
+
+        >>> Field("land_use", title="Land-use code", title_vi="Mục đích sử dụng đất").title_in("vi")
+        'Mục đích sử dụng đất'
+        """
+        return (self.title_vi if lang == "vi" else self.title) or self.title or self.name
+
+    def choice_title(self, value: str, lang: str) -> str:
+        """What a value of ``choices`` means in ``lang``; the value itself when undeclared.
+
+        >>> Field("kind", choice_titles=(("permit", "Permit", "Giấy phép"),)).choice_title(
+        ...     "permit", "vi")
+        'Giấy phép'
+        """
+        for v, en, vi in self.choice_titles:
+            if v == value:
+                return vi if lang == "vi" else en
+        return value
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,16 @@ INCIDENT_CATEGORIES = {
 # Categories whose locations the public sees only rounded to about 100 m, with no address
 # (migration 0008 stores that location; staff see the exact one).
 SENSITIVE_CATEGORIES = ("public_order",)
-INCIDENT_STATUSES = ("received", "assigned", "in_progress", "resolved", "rejected", "duplicate",
-                     "reopened")
+STATUS_TITLES = {
+    "received": ("Received", "Đã tiếp nhận"),
+    "assigned": ("Assigned", "Đã chuyển xử lý"),
+    "in_progress": ("In progress", "Đang xử lý"),
+    "resolved": ("Resolved", "Đã xử lý xong"),
+    "rejected": ("Rejected", "Từ chối xử lý"),
+    "duplicate": ("Duplicate", "Trùng lặp"),
+    "reopened": ("Reopened", "Mở lại"),
+}
+INCIDENT_STATUSES = tuple(STATUS_TITLES)
 
 INCIDENTS = Layer(
     id="incidents",
@@ -34,22 +42,33 @@ INCIDENTS = Layer(
     geometry_type="Point",
     key=("ref",),
     fields=(
-        Field("ref", title="Reference", required=True),
-        Field("category", title="Category", choices=tuple(INCIDENT_CATEGORIES), required=True),
-        Field("description", title="Description"),
-        Field("status", title="Status", choices=INCIDENT_STATUSES),
-        Field("priority", title="Priority", choices=("normal", "urgent")),
-        Field("channel", title="Channel", choices=("app", "hotline", "web", "open311")),
+        Field("ref", title="Reference", title_vi="Mã phản ánh", required=True),
+        Field("category", title="Category", title_vi="Lĩnh vực", required=True,
+              choice_titles=tuple((k, en, vi) for k, (en, vi) in INCIDENT_CATEGORIES.items())),
+        Field("description", title="Description", title_vi="Nội dung phản ánh"),
+        Field("status", title="Status", title_vi="Trạng thái xử lý",
+              choice_titles=tuple((k, en, vi) for k, (en, vi) in STATUS_TITLES.items())),
+        Field("priority", title="Priority", title_vi="Mức độ ưu tiên",
+              choice_titles=(("normal", "Normal", "Bình thường"),
+                             ("urgent", "Urgent", "Khẩn cấp"))),
+        Field("channel", title="Channel", title_vi="Kênh tiếp nhận",
+              choice_titles=(("app", "Mobile app", "Ứng dụng di động"),
+                             ("hotline", "Hotline", "Đường dây nóng"),
+                             ("web", "Web portal", "Cổng thông tin điện tử"),
+                             ("open311", "Open311", "Open311"))),
         ADDRESS,
         WARD_CODE,
-        Field("created_at", "datetime", title="Created"),
-        Field("updated_at", "datetime", title="Updated"),
-        Field("resolved_at", "datetime", title="Resolved"),
-        Field("sla_due_at", "datetime", title="SLA due"),
-        Field("rating", "int", title="Satisfaction (1–5)"),
-        Field("reporter_name", title="Reporter name", public=False),
-        Field("reporter_phone", title="Reporter phone", public=False),
-        Field("reporter_email", title="Reporter email", public=False),
+        Field("created_at", "datetime", title="Created", title_vi="Thời điểm tiếp nhận"),
+        Field("updated_at", "datetime", title="Updated", title_vi="Cập nhật lúc"),
+        Field("resolved_at", "datetime", title="Resolved", title_vi="Thời điểm xử lý xong"),
+        Field("sla_due_at", "datetime", title="SLA due", title_vi="Hạn xử lý"),
+        Field("rating", "int", title="Satisfaction (1–5)", title_vi="Mức độ hài lòng (1–5)"),
+        Field("reporter_name", title="Reporter name", title_vi="Họ tên người phản ánh",
+              public=False),
+        Field("reporter_phone", title="Reporter phone", title_vi="Số điện thoại người phản ánh",
+              public=False),
+        Field("reporter_email", title="Reporter email", title_vi="Email người phản ánh",
+              public=False),
         SOURCE,
     ),
     zoom=(12, 22),  # clustering at lower zooms comes with the tiles work

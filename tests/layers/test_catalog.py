@@ -1,9 +1,13 @@
 """The catalog matches the schema: one declaration drives storage, features and tiles."""
 
+import unicodedata
+
 import psycopg
 import pytest
 
 from layers import CATALOG, RASTER_LAYERS, VECTOR_LAYERS, Layer
+from layers.incidents import INCIDENT_CATEGORIES
+from layers.parcels import LAND_USE
 
 PG_TYPES = {
     "text": {"text", "character varying"},
@@ -85,3 +89,49 @@ def test_derived_fields_fit_their_layer(layer: Layer) -> None:
             assert f.type == "text", f"{layer.id}.{f.name}"
     assert sum(f.derive == "ward" for f in layer.fields) <= 1
     assert sum(f.derive == "area" for f in layer.fields) <= 1
+
+
+def _vietnamese(text: str) -> bool:
+    """Written with Vietnamese letters: at least one letter with a diacritic or đ."""
+    return any(unicodedata.decomposition(c) or c in "đĐ" for c in text if c.isalpha())
+
+
+@pytest.mark.parametrize("layer", list(VECTOR_LAYERS.values()), ids=list(VECTOR_LAYERS))
+def test_every_field_has_an_english_and_a_vietnamese_title(layer: Layer) -> None:
+    for f in layer.fields:
+        where = f"{layer.id}.{f.name}"
+        assert f.title and f.title_vi, where
+        # Vietnamese, not an English title copied over; precomposed (NFC) like the data.
+        assert _vietnamese(f.title_vi), (where, f.title_vi)
+        assert unicodedata.normalize("NFC", f.title_vi) == f.title_vi, where
+        assert f.title_in("vi") == f.title_vi and f.title_in("en") == f.title
+    titles = [f.title_vi for f in layer.fields]
+    assert len(set(titles)) == len(titles), "two fields of a layer with one Vietnamese title"
+
+
+@pytest.mark.parametrize("layer", list(VECTOR_LAYERS.values()), ids=list(VECTOR_LAYERS))
+def test_every_choice_is_explained_in_both_languages(layer: Layer) -> None:
+    for f in layer.fields:
+        if not f.choices:
+            assert not f.choice_titles, f"{layer.id}.{f.name}"
+            continue
+        assert [v for v, _, _ in f.choice_titles] == list(f.choices), f"{layer.id}.{f.name}"
+        for v, en, vi in f.choice_titles:
+            assert en and vi and unicodedata.normalize("NFC", vi) == vi, (f.name, v)
+            assert f.choice_title(v, "en") == en and f.choice_title(v, "vi") == vi
+        vi_labels = [vi for _, _, vi in f.choice_titles]
+        assert len(set(vi_labels)) == len(vi_labels), f"{layer.id}.{f.name}"
+
+
+def test_land_use_and_incident_categories_keep_their_official_names() -> None:
+    land_use = VECTOR_LAYERS["parcels"].field("land_use")
+    assert land_use.title_vi == "Mục đích sử dụng đất"
+    assert land_use.choice_title("ODT", "vi") == "Đất ở tại đô thị"  # Luật Đất đai 2024
+    assert land_use.choice_title("LUC", "en") == "Specialised paddy land"
+    assert {v: (en, vi) for v, en, vi in land_use.choice_titles} == {
+        k: (en, vi) for k, (en, vi, _) in LAND_USE.items()}
+    category = VECTOR_LAYERS["incidents"].field("category")
+    assert {v: (en, vi) for v, en, vi in category.choice_titles} == INCIDENT_CATEGORIES
+    assert VECTOR_LAYERS["parcels"].field("owner_name").title_vi == "Chủ sử dụng"
+    assert VECTOR_LAYERS["parcels"].field("ward_code").title_vi == "Mã phường/xã"
+    assert VECTOR_LAYERS["parcels"].field("area_m2").title_vi == "Diện tích (m²)"
