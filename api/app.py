@@ -22,7 +22,7 @@ from api.open311 import Open311Router
 from api.queries import QueriesRouter
 from api.stats import StatsRouter
 from api.styles import StylesRouter
-from api.tiles import TilesRouter
+from api.tiles import TileFastPath, TilesRouter
 from api.transactions import TransactionsRouter
 from api.web import WebRouter
 from api.wms import WMSRouter
@@ -85,4 +85,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
              Open311Router(), IncidentsRouter(), StatsRouter(), GazetteerRouter(), WebRouter())
     for part in parts:
         app.include_router(part.router)
+    app.add_middleware(TileFastPath, state=app.state)  # vector tiles before routing
     return app

@@ -9,6 +9,9 @@ rendered tiles: :func:`tile_response` is the one way a route answers with a cach
 from __future__ import annotations
 
 import contextlib
+import math
+import re
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,10 +23,10 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from api.deps import LayerDep, PoolDep, SettingsDep, base_url
 from gis import tiles
 from gis.catalog import vector_layer
-from gis.errors import InvalidParameter
+from gis.errors import HueGISError, InvalidParameter
 from gis.settings import Settings
 from gis.tiles import generalize, metadata
-from gis.tiles.cache import TileKey
+from gis.tiles.cache import CachedTile, TileKey
 from gis.tiles.invalidation import TileService
 from layers import VECTOR_LAYERS, Layer
 
@@ -84,15 +87,24 @@ async def tile_response(request: Request, key: TileKey, make: Callable[[], Await
     """Answer with the cached tile for ``key`` (made by ``make()`` on a miss): ETag and
     Cache-Control always, 304 when ``If-None-Match`` matches, 204 for an empty tile.
     ``since``: the service's generation when the caller started reading state."""
-    settings: Settings = request.app.state.settings
     hit = await tile_service(request).get_or_make(key, make, since)
+    status, headers, body = answer(hit, request.headers.get("if-none-match"),
+                                   request.app.state.settings)
+    return Response(body, status_code=status, headers=headers,
+                    media_type=media_type if status == 200 else None)
+
+
+def answer(hit: CachedTile, if_none_match: str | None, settings: Settings
+           ) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers (ETag, Cache-Control) and body of a tile answer: 304 when
+    ``If-None-Match`` names its ETag, 204 when it is empty, else 200."""
     headers = {"ETag": hit.etag, "Cache-Control": cache_control(settings)}
-    inm = request.headers.get("if-none-match")
+    inm = if_none_match
     if inm and (inm.strip() == "*" or hit.etag in [t.strip() for t in inm.split(",")]):
-        return Response(status_code=304, headers=headers)
+        return 304, headers, b""
     if not hit.data:
-        return Response(status_code=204, headers=headers)
-    return Response(hit.data, media_type=media_type, headers=headers)
+        return 204, headers, b""
+    return 200, headers, hit.data
 
 
 # ------------------------------------------------------------------ helpers
@@ -128,21 +140,32 @@ async def _extents(pool, layers: list[Layer]) -> list[tuple[float, ...] | None]:
 
 async def _mvt(request: Request, layers: list[Layer], tms_id: str, z: int, x: int, y: int
                ) -> Response:
-    """The (cached) tile. A hit costs no dependency resolution and no database; on a miss,
-    a layer whose known extent misses the tile is empty without a query."""
-    tms = tiles.tile_matrix_set(tms_id)
-    tiles.check_tile(tms, z, x, y)
-    service = tile_service(request)
+    """The (cached) tile as a response (see :func:`mvt_tile`)."""
+    tiles.check_tile(tiles.tile_matrix_set(tms_id), z, x, y)
+    if getattr(request.app.state, "tile_service", None) is None:
+        tile_service(request)  # a disabled one, when the lifespan did not run
+    hit = await mvt_tile(request.app.state, layers, tms_id, z, x, y)
+    status, headers, body = answer(hit, request.headers.get("if-none-match"),
+                                   request.app.state.settings)
+    return Response(body, status_code=status, headers=headers,
+                    media_type=MVT if status == 200 else None)
+
+
+async def mvt_tile(state, layers: list[Layer], tms_id: str, z: int, x: int, y: int
+                   ) -> CachedTile:
+    """The (cached) MVT of ``layers`` at z/x/y (already checked) for the app ``state``. A
+    hit costs no database; on a miss, a layer whose known extent misses the tile is empty
+    without a query."""
+    service: TileService = state.tile_service
     since = service.generation  # nothing read from here on is stored if a change comes
-    settings: Settings = request.app.state.settings
+    settings: Settings = state.settings
     shown = [layer for layer in layers if generalize.mode_at(layer, z) != "none"]
-    near = _padded(tms.bounds(morecantile.Tile(x, y, z)))
 
     def maker(layer: Layer) -> Callable[[], Awaitable[bytes]]:
         async def make() -> bytes:
-            pool = await request.app.state.pools.get()
-            if service.cache.enabled and not _touches(await service.extent(pool, layer),
-                                                      near):
+            pool = await state.pools.get()
+            if service.cache.enabled and not _touches(
+                    await service.extent(pool, layer), _near(tms_id, z, x, y)):
                 return b""
             return await tiles.layer_tile(pool, layer, tms_id, z, x, y,
                                           max_bytes=settings.tile_max_bytes,
@@ -151,15 +174,26 @@ async def _mvt(request: Request, layers: list[Layer], tms_id: str, z: int, x: in
 
     key = TileKey("mvt", tuple(layer.id for layer in layers), tms_id, z, x, y)
     if len(layers) == 1:
-        make = maker(layers[0]) if shown else _empty
-        return await tile_response(request, key, make, MVT, since)
+        return await service.get_or_make(key, maker(layers[0]) if shown else _empty, since)
 
     async def make_all() -> bytes:
         parts = [await service.get_or_make(TileKey("mvt", (layer.id,), tms_id, z, x, y),
                                            maker(layer), since) for layer in shown]
         return b"".join(p.data for p in parts)
 
-    return await tile_response(request, key, make_all, MVT, since)
+    return await service.get_or_make(key, make_all, since)
+
+
+def _near(tms_id: str, z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """Lon/lat bounds of a tile widened by its buffer (features there still show)."""
+    if tms_id == "WebMercatorQuad":  # morecantile's bounds, without pyproj
+        n = 1 << z
+        pad = tiles.BUFFER / tiles.EXTENT
+        w, e = (x - pad) / n * 360.0 - 180.0, (x + 1 + pad) / n * 360.0 - 180.0
+        north = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y - pad) / n))))
+        south = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 1 + pad) / n))))
+        return w, south, e, north
+    return _padded(tiles.tile_matrix_set(tms_id).bounds(morecantile.Tile(x, y, z)))
 
 
 def _padded(b) -> tuple[float, float, float, float]:
@@ -275,3 +309,82 @@ class TilesRouter:
             """One Mapbox Vector Tile holding several layers, each named by its collection
             id; 204 when empty."""
             return await _mvt(request, parse_collections(collections), tms_id, z, x, y)
+
+
+# ------------------------------------------------------------------ fast path
+_LAYER_TILE = re.compile(r"/collections/([^/]+)/tiles/([^/]+)/(\d{1,2})/(\d{1,9})/(\d{1,9})")
+_MAP_TILE = re.compile(r"/tiles/([^/]+)/(\d{1,2})/(\d{1,9})/(\d{1,9})")
+
+
+class TileFastPath:
+    """Pure ASGI in front of the FastAPI app: a ``GET`` of a vector tile is answered
+    without FastAPI's routing, validation and response objects (a cache hit is a dict
+    lookup and one ``send``), with the same bytes, ETag, Cache-Control, 304 and 204 as the
+    routes above. Anything it does not fully understand — another path, an unknown layer
+    or matrix set, a z/x/y outside the matrix, a bad ``collections=``, a failure while
+    making the tile — goes to the app unchanged, which answers as it always does (errors
+    included). Mounted by ``create_app``: ``app.add_middleware(TileFastPath,
+    state=app.state)``."""
+
+    def __init__(self, app, state) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            found = self._match(scope)
+            if found is not None and await self._serve(scope, send, *found):
+                return
+        await self.app(scope, receive, send)
+
+    def _match(self, scope) -> tuple[list[Layer], str, int, int, int] | None:
+        path = scope["path"]
+        m = _LAYER_TILE.fullmatch(path)
+        if m is not None:
+            layer = VECTOR_LAYERS.get(m[1])
+            if layer is None:
+                return None
+            layers, (tms_id, z, y, x) = [layer], m.groups()[1:]
+        else:
+            m = _MAP_TILE.fullmatch(path)
+            if m is None:
+                return None
+            query = scope.get("query_string", b"")
+            if query:
+                if not query.startswith(b"collections=") or b"&" in query:
+                    return None
+                ids = urllib.parse.unquote(query[12:].decode("latin-1"))
+                try:
+                    layers = parse_collections(ids)
+                except HueGISError:
+                    return None
+            else:
+                layers = list(VECTOR_LAYERS.values())
+            tms_id, z, y, x = m.groups()
+        if tms_id not in tiles.SUPPORTED_TMS:
+            return None
+        z, x, y = int(z), int(x), int(y)
+        try:
+            tiles.check_tile(tiles.tile_matrix_set(tms_id), z, x, y)
+        except HueGISError:
+            return None
+        return layers, tms_id, z, x, y
+
+    async def _serve(self, scope, send, layers, tms_id, z, x, y) -> bool:
+        if getattr(self.state, "tile_service", None) is None:
+            return False
+        try:
+            hit = await mvt_tile(self.state, layers, tms_id, z, x, y)
+        except Exception:  # noqa: BLE001 - the app answers again, with its error shape
+            return False
+        inm = None
+        for name, value in scope["headers"]:
+            if name == b"if-none-match":
+                inm = value.decode("latin-1")
+        status, headers, body = answer(hit, inm, self.state.settings)
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        if status == 200:
+            raw += [(b"content-type", MVT.encode()), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+        return True

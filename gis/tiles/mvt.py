@@ -78,18 +78,51 @@ def tile_fields(layer: Layer, z: int) -> list[str]:
     return generalize.fields_at(layer, visible_fields(layer), z)
 
 
+def _tile_geom(geom: str, raw: str | None, kind: str, env: str, benv: str) -> str:
+    """The expression of a feature's geometry in tile coordinates.
+
+    A feature whose bounding box lies inside the buffered tile (``raw @ benv``) and is at
+    least two tile units wide and high needs no clipping and no validation pass: it is
+    moved to tile coordinates by one ``ST_Affine`` (y pointing down) and snapped to the
+    integer grid, its rings first oriented as ``ST_AsMVTGeom`` leaves them (exterior
+    clockwise in world coordinates, so clockwise on screen). Every other feature — crossing
+    the buffer's edge, or small enough to collapse — goes through ``ST_AsMVTGeom``. ``raw``
+    is the stored column whose cached bounding box is tested (``None``: always
+    ``ST_AsMVTGeom``, e.g. for a geometry transformed on the fly).
+    """
+    exact = f"ST_AsMVTGeom({geom}, {env}::box2d, {EXTENT}, {BUFFER}, true)"
+    if raw is None:
+        return exact
+    oriented = f"ST_ForcePolygonCW({geom})" if kind == "polygon" else geom
+    x0, y0, x1, y1 = "$1::float8", "$2::float8", "$3::float8", "$4::float8"
+    fast = (f"ST_SnapToGrid(ST_Affine({oriented}, {EXTENT} / ({x1} - {x0}), 0, 0, "
+            f"{EXTENT} / ({y0} - {y1}), {EXTENT} * {x0} / ({x0} - {x1}), "
+            f"{EXTENT} * {y1} / ({y1} - {y0})), 1)")
+    two = f"2 * ({x1} - {x0}) / {EXTENT}"  # two tile units, in the CRS's units
+    if kind == "point":
+        big = "true"
+    else:
+        join = " AND " if kind == "polygon" else " OR "
+        big = (f"(ST_XMax({raw}) - ST_XMin({raw}) >= {two}{join}"
+               f"ST_YMax({raw}) - ST_YMin({raw}) >= {two})")
+    return f"CASE WHEN {raw} @ {benv} AND {big} THEN {fast} ELSE {exact} END"
+
+
 @lru_cache(maxsize=512)
 def _layer_sql(layer: Layer, mode: str, srid: int, fields: tuple[str, ...],
                reduced: bool, bucket: int) -> str:
     """SQL of one layer's MVT; parameters ``$1..$4`` tile bounds, ``$5..$8`` buffered
-    bounds (tile CRS), and when ``reduced``: ``$9`` how many of the largest features to keep
-    (for points: keep one in ``$9``), ``$10`` simplification tolerance."""
+    bounds (tile CRS, double precision), then either ``$9`` the most features a tile is
+    built from at once (more: only the count comes back, see :func:`layer_tile`) or, when
+    ``reduced``, ``$9`` how many of the largest features to keep (points: keep one in
+    ``$9``) and ``$10`` the simplification tolerance. Returns ``(mvt, features)``."""
     env = f"ST_MakeEnvelope($1, $2, $3, $4, {srid})"
     benv = f"ST_MakeEnvelope($5, $6, $7, $8, {srid})"
     native = "geom_3857" if srid == 3857 else "geom"
     name = literal(layer.id)
     id_arg = ""
     cols = ", ".join(f"t.{ident(f)}" for f in fields)
+    src = source_ref(layer)  # public tiles read the public view (sensitive points rounded)
 
     if mode == "clusters":
         # A 16×16 grid per tile; a cluster never straddles tiles, so a point's tile is
@@ -98,7 +131,7 @@ def _layer_sql(layer: Layer, mode: str, srid: int, fields: tuple[str, ...],
         return (
             f"WITH p AS (SELECT floor((ST_X({g}) - $1) / (($3 - $1) / 16)) AS gx, "
             f"floor((ST_Y({g}) - $2) / (($4 - $2) / 16)) AS gy, t.category, {g} AS g "
-            f"FROM {source_ref(layer)} AS t WHERE {g} && {env}), "
+            f"FROM {src} AS t WHERE {g} && {env}), "
             "c AS (SELECT count(*)::int AS count, mode() WITHIN GROUP (ORDER BY category) "
             "AS category, ST_Centroid(ST_Collect(g)) AS g FROM p GROUP BY gx, gy), "
             f"m AS (SELECT ST_AsMVTGeom(c.g, {env}::box2d, {EXTENT}, 0, true) AS __geom, "
@@ -107,43 +140,50 @@ def _layer_sql(layer: Layer, mode: str, srid: int, fields: tuple[str, ...],
 
     if mode == "blocks":
         source = "tiles_parcel_blocks AS t"
+        raw = "t.geom_3857" if srid == 3857 else None
         geom = "t.geom_3857" if srid == 3857 else "ST_Transform(t.geom_3857, 4326)"
         where = (f"t.geom_3857 && {benv}" if srid == 3857
                  else f"t.geom_3857 && ST_Transform({benv}, 3857)")
         cols = "t.land_use, t.parcels, t.area_m2"
-        polygonal, points = True, False
+        kind = "polygon"
     elif mode == "wards":
-        source = (f"{source_ref(layer)} AS t JOIN tiles_wards_gen AS w "
+        source = (f"{src} AS t JOIN tiles_wards_gen AS w "
                   f"ON w.id = t.id AND w.z = {int(bucket)}")
+        raw = "w.geom_3857" if srid == 3857 else None
         geom = "w.geom_3857" if srid == 3857 else "ST_Transform(w.geom_3857, 4326)"
         where = (f"w.geom_3857 && {benv}" if srid == 3857
                  else f"w.geom_3857 && ST_Transform({benv}, 3857)")
-        polygonal, points = True, False
+        kind = "polygon"
     else:
-        source = f"{source_ref(layer)} AS t"
-        geom = f"t.{ident(native)}"
+        source = f"{src} AS t"
+        raw = geom = f"t.{ident(native)}"
         where = f"{geom} && {benv}"
-        polygonal = layer.is_polygonal
-        points = layer.geometry_type in ("Point", "MultiPoint")
+        kind = ("polygon" if layer.is_polygonal else
+                "point" if layer.geometry_type in ("Point", "MultiPoint") else "line")
         if id_is_integer(layer) and layer.id_column not in fields:
             cols = f"t.{ident(layer.id_column)} AS __id" + (", " + cols if cols else "")
             id_arg = ", '__id'"
 
     order = ""
     if reduced:
-        if points:
+        if kind == "point":
             key = f"t.{ident(layer.id_column)}" if id_is_integer(layer) else "0"
-            where += f" AND ({key} % greatest($9::bigint, 1)) = 0"
+            where += f" AND ({key} % greatest($9::bigint, 1)) = 0 AND $10::float8 >= 0"
         else:
-            size = f"ST_Area({geom})" if polygonal else f"ST_Length({geom})"
-            geom = f"ST_Simplify({geom}, $10, true)"
+            size = f"ST_Area({geom})" if kind == "polygon" else f"ST_Length({geom})"
+            geom = f"ST_Simplify({geom}, $10::float8, true)"
             order = f" ORDER BY {size} DESC LIMIT $9"
-    clip = f"{env}::box2d"
-    return (
-        f"WITH m AS (SELECT ST_AsMVTGeom({geom}, {clip}, {EXTENT}, {BUFFER}, true) AS __geom"
-        + (", " + cols if cols else "") +
-        f" FROM {source} WHERE {where}{order}) "
-        f"SELECT ST_AsMVT(m.*, {name}, {EXTENT}, '__geom'{id_arg}), count(m.__geom) FROM m")
+    body = (f"SELECT {_tile_geom(geom, raw, kind, env, benv)} AS __geom"
+            + (", " + cols if cols else "") + f" FROM {source} WHERE {where}{order}")
+    build = f"SELECT ST_AsMVT(m.*, {name}, {EXTENT}, '__geom'{id_arg}) FROM ({body}) AS m"
+    if reduced:
+        return (f"WITH m AS ({body}) SELECT ST_AsMVT(m.*, {name}, {EXTENT}, '__geom'{id_arg}), "
+                "count(m.__geom) FROM m")
+    # Count first (index only), build only when the count is within $9: a tile far over
+    # the budget goes straight to its reduction instead of being built in vain. The
+    # scalar subquery is an InitPlan, run only when the CASE needs it.
+    return (f"WITH n AS (SELECT count(*) AS n FROM {source} WHERE {where}) "
+            f"SELECT CASE WHEN n.n <= $9 THEN ({build}) END, n.n FROM n")
 
 
 @dataclass(frozen=True)
@@ -153,24 +193,41 @@ class TilePlan:
     sql: str
     args: tuple
     reducible: bool
+    gated: bool = False  # built only within a feature count: NULL bytes mean "over"
+
+
+_HALF = 20037508.342789244  # half the Web Mercator world, in metres
 
 
 def tile_bounds(tms: morecantile.TileMatrixSet, z: int, x: int, y: int
                 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Tile bounds and bounds widened by the buffer, in the matrix set's CRS."""
-    b = tms.xy_bounds(morecantile.Tile(x, y, z))
-    pad_x = (b.right - b.left) * BUFFER / EXTENT
-    pad_y = (b.top - b.bottom) * BUFFER / EXTENT
-    return ((b.left, b.bottom, b.right, b.top),
-            (b.left - pad_x, b.bottom - pad_y, b.right + pad_x, b.top + pad_y))
+    """Tile bounds and bounds widened by the buffer, in the matrix set's CRS.
+
+    >>> wmq = tile_matrix_set("WebMercatorQuad")
+    >>> b = wmq.xy_bounds(morecantile.Tile(13104, 7622, 14))
+    >>> tile_bounds(wmq, 14, 13104, 7622)[0] == (b.left, b.bottom, b.right, b.top)
+    True
+    """
+    if tms.id == "WebMercatorQuad":  # the arithmetic of morecantile's xy_bounds, inlined
+        size = 2 * _HALF / (1 << z)
+        left, top = -_HALF + x * size, _HALF - y * size
+        b = (left, top - size, left + size, top)
+    else:
+        xy = tms.xy_bounds(morecantile.Tile(x, y, z))
+        b = (xy.left, xy.bottom, xy.right, xy.top)
+    pad_x = (b[2] - b[0]) * BUFFER / EXTENT
+    pad_y = (b[3] - b[1]) * BUFFER / EXTENT
+    return b, (b[0] - pad_x, b[1] - pad_y, b[2] + pad_x, b[3] + pad_y)
 
 
 def plan(layer: Layer, tms_id: str, z: int, x: int, y: int,
-         keep: int | None = None, tolerance: float = 0.0) -> TilePlan | None:
+         keep: int | None = None, tolerance: float = 0.0, at_most: int = 1 << 62
+         ) -> TilePlan | None:
     """What to run for ``layer``'s tile (``None`` when the layer has nothing at ``z``).
 
     With ``keep``, a reduction: only the ``keep`` largest features, simplified by
-    ``tolerance`` tile units (points: one in ``keep``).
+    ``tolerance`` tile units (points: one in ``keep``). Without, the tile is built only if
+    it has at most ``at_most`` features (otherwise only their number comes back).
     """
     mode = generalize.mode_at(layer, z)
     if mode == "none":
@@ -182,11 +239,12 @@ def plan(layer: Layer, tms_id: str, z: int, x: int, y: int,
     reducible = mode != "clusters"
     reduced = keep is not None and reducible
     sql = _layer_sql(layer, mode, srid, fields, reduced, generalize.ward_bucket(z))
-    args: tuple = env if mode == "clusters" else (*env, *benv)
+    if not reducible:
+        return TilePlan(sql, env, False)
     if reduced:
         unit = (env[2] - env[0]) / EXTENT  # one tile unit in the CRS's units
-        args += (int(keep), float(unit * tolerance))
-    return TilePlan(sql, args, reducible)
+        return TilePlan(sql, (*env, *benv, int(keep), float(unit * tolerance)), True)
+    return TilePlan(sql, (*env, *benv, int(at_most)), True, gated=True)
 
 
 def _is_points(layer: Layer, z: int) -> bool:
@@ -194,33 +252,54 @@ def _is_points(layer: Layer, z: int) -> bool:
             and layer.geometry_type in ("Point", "MultiPoint"))
 
 
+# Bytes per feature of each layer and mode seen in this process (a running estimate,
+# starting pessimistic): how many features a tile may hold before it is built reduced.
+_BYTES_PER_FEATURE: dict[tuple[str, str], float] = {}
+
+
 async def layer_tile(conn, layer: Layer, tms_id: str, z: int, x: int, y: int, *,
                      max_bytes: int = 500_000, max_features: int = 20_000) -> bytes:
     """The MVT bytes of ``layer`` (``b""`` when empty), within the size budget.
 
-    ``conn`` is an asyncpg connection or pool. Over budget, the tile is built again from
-    the largest features only (as many as should fit, estimated from the bytes per feature),
-    simplified by one more tile unit each time.
+    ``conn`` is an asyncpg connection or pool. A tile whose feature count says it would be
+    over budget (estimated from the bytes per feature of the tiles built so far) is not
+    built in full: it is built from the largest features only (as many as should fit),
+    simplified by one more tile unit at each further attempt.
     """
-    p = plan(layer, tms_id, z, x, y)
+    mode = generalize.mode_at(layer, z)
+    per = _BYTES_PER_FEATURE.get((layer.id, mode), 200.0)
+    p = plan(layer, tms_id, z, x, y, at_most=min(max_features, int(max_bytes / per)))
     if p is None:
         return b""
     row = await conn.fetchrow(p.sql, *p.args)
-    data, count = (bytes(row[0]) if row[0] else b""), row[1]
-    total, keep = count, count
+    data, count = (bytes(row[0]) if row[0] is not None else None), row[1] or 0
+    total = count
     for step in range(1, REDUCTION_STEPS + 1):
-        if not p.reducible or (len(data) <= max_bytes and count <= max_features):
-            break
-        if len(data) > max_bytes:
+        if data is not None:
+            if count:
+                _learn(layer.id, mode, len(data), count)
+            if not p.reducible or (len(data) <= max_bytes and count <= max_features):
+                break
+        if data is None:  # over the count the estimate allows: never built in full
+            keep = int(max_bytes / per * 0.9)
+        elif len(data) > max_bytes:
             keep = int(count * max_bytes / len(data) * 0.9)
+        else:
+            keep = count
         keep = max(1, min(keep, max_features))
         if _is_points(layer, z):
             p = plan(layer, tms_id, z, x, y, keep=-(-total // keep))
         else:
             p = plan(layer, tms_id, z, x, y, keep=keep, tolerance=float(step))
         row = await conn.fetchrow(p.sql, *p.args)
-        data, count = (bytes(row[0]) if row[0] else b""), row[1]
-    return data
+        data, count = (bytes(row[0]) if row[0] else b""), row[1] or 0
+    return data or b""
+
+
+def _learn(layer_id: str, mode: str, size: int, count: int) -> None:
+    old = _BYTES_PER_FEATURE.get((layer_id, mode))
+    per = size / count
+    _BYTES_PER_FEATURE[(layer_id, mode)] = per if old is None else 0.8 * old + 0.2 * per
 
 
 async def tile(conn, layers: list[Layer], tms_id: str, z: int, x: int, y: int, *,
