@@ -29,6 +29,7 @@ CONFORMANCE: dict[str, tuple[str, ...]] = {
         "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
         "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
         "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
+        "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
     ),
     "transactions": (
         "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",

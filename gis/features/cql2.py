@@ -5,10 +5,13 @@ parameters; identifiers come only from the catalog (the fields the caller may se
 geometry). A private or unknown property is a 400 like any other unknown name, so a filter
 cannot probe hidden data.
 
-pygeofilter 0.4's CQL2-text grammar writes temporal predicates infix and lacks ``S_DWITHIN``
-and open interval ends; :func:`parse_filter` extends its grammar with the function forms of
-the CQL2 standard (``T_AFTER(a, TIMESTAMP(...))``), ``S_DWITHIN(geom, POINT(...), 100,
-meters)`` and ``INTERVAL('2025-01-01', '..')``, keeping pygeofilter's transformer and AST.
+pygeofilter 0.4's CQL2-text grammar writes temporal predicates infix, under older names, and
+lacks ``S_DWITHIN``, open interval ends and intervals of properties; :func:`parse_filter`
+extends its grammar with the function forms of the CQL2 standard (all fifteen temporal
+functions, ``T_AFTER(a, TIMESTAMP(...))``), ``S_DWITHIN(geom, POINT(...), 100, meters)``,
+``INTERVAL('2025-01-01', '..')`` and ``INTERVAL(created_at, resolved_at)``, keeping
+pygeofilter's transformer and AST. Temporal functions compile to comparisons of interval ends
+(:data:`TEMPORAL_RELATIONS`).
 
 >>> b = SQLParams()
 >>> compile_filter(parse_filter("land_use = 'ODT' AND area_m2 > 100"),
@@ -26,7 +29,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import shapely.geometry
@@ -34,12 +37,19 @@ from lark import Lark, v_args
 from lark import logger as lark_logger
 from lark.exceptions import LarkError
 from pygeofilter import ast, values
-from pygeofilter.cql2 import TEMPORAL_PREDICATES_MAP
 from pygeofilter.parsers.cql2_json import parse as parse_cql2_json_tree
 from pygeofilter.parsers.cql2_text import parser as cql2_text_module
 
 from gis.errors import InvalidParameter
-from gis.features.request import CRS84, ApiCRS, TimeRange, coerce, time_range
+from gis.features.request import (
+    CRS84,
+    ApiCRS,
+    TimeRange,
+    coerce,
+    day_start,
+    parse_instant,
+    time_range,
+)
 from gis.sqlbuild import ident
 from layers import VECTOR_LAYERS, Layer  # noqa: F401 (doctest)
 
@@ -82,14 +92,62 @@ class Scope:
         return f"{self.alias}.{ident(name)}"
 
 
-class TimeIntersects(ast.TimeOverlaps):
-    """CQL2 ``T_INTERSECTS`` (pygeofilter maps it onto T_OVERLAPS; we keep it apart).
+# The temporal functions of CQL2 (class temporal-functions), each as a relation between two
+# closed intervals a = [a0, a1] and b = [b0, b1] (Allen's interval algebra, as the standard
+# defines them); an instant t is the interval [t, t]. Names as in CQL2, lower case.
+TEMPORAL_RELATIONS = {
+    "t_after": "{a0} > {b1}",
+    "t_before": "{a1} < {b0}",
+    "t_contains": "{a0} < {b0} AND {a1} > {b1}",
+    "t_disjoint": "NOT ({a0} <= {b1} AND {a1} >= {b0})",
+    "t_during": "{a0} > {b0} AND {a1} < {b1}",
+    "t_equals": "{a0} = {b0} AND {a1} = {b1}",
+    "t_finishedby": "{a0} < {b0} AND {a1} = {b1}",
+    "t_finishes": "{a0} > {b0} AND {a1} = {b1}",
+    "t_intersects": "{a0} <= {b1} AND {a1} >= {b0}",
+    "t_meets": "{a1} = {b0}",
+    "t_metby": "{a0} = {b1}",
+    "t_overlappedby": "{a0} > {b0} AND {a0} < {b1} AND {a1} > {b1}",
+    "t_overlaps": "{a0} < {b0} AND {a1} > {b0} AND {a1} < {b1}",
+    "t_startedby": "{a0} = {b0} AND {a1} > {b1}",
+    "t_starts": "{a0} = {b0} AND {a1} < {b1}",
+}
+# Names of earlier CQL drafts (and pygeofilter's grammar) for the same relations.
+TEMPORAL_ALIASES = {"t_begins": "t_starts", "t_begunby": "t_startedby", "t_ends": "t_finishes",
+                    "t_endedby": "t_finishedby"}
+# pygeofilter's own nodes (other parsers) by the relation they stand for.
+_PYGEOFILTER_TEMPORAL = {
+    ast.TimeAfter: "t_after", ast.TimeBefore: "t_before", ast.TimeContains: "t_contains",
+    ast.TimeDisjoint: "t_disjoint", ast.TimeDuring: "t_during", ast.TimeEquals: "t_equals",
+    ast.TimeEndedBy: "t_finishedby", ast.TimeEnds: "t_finishes", ast.TimeMeets: "t_meets",
+    ast.TimeMetBy: "t_metby", ast.TimeOverlappedBy: "t_overlappedby",
+    ast.TimeOverlaps: "t_overlaps", ast.TimeBegunBy: "t_startedby", ast.TimeBegins: "t_starts"}
+ONE_MICROSECOND = timedelta(microseconds=1)  # PostgreSQL's resolution: a day ends 1 µs early
 
-    Recognised by its ``cql2_op`` rather than by class identity: lark's parser cache may
-    hand back nodes of another import of this module (doctests import it a second time).
+
+def temporal_relation_name(name: str) -> str:
+    """The CQL2 name of a temporal function (any case, older aliases), or a 400.
+
+    >>> temporal_relation_name("T_OVERLAPPEDBY"), temporal_relation_name("t_begins")
+    ('t_overlappedby', 't_starts')
+    """
+    low = name.lower()
+    low = TEMPORAL_ALIASES.get(low, low)
+    if low not in TEMPORAL_RELATIONS:
+        raise InvalidFilter(f"unknown temporal function {name!r}")
+    return low
+
+
+@dataclass
+class TimeRelation(ast.TemporalPredicate):
+    """A CQL2 temporal function ``relation(lhs, rhs)`` (a key of TEMPORAL_RELATIONS).
+
+    Recognised by its ``relation`` attribute rather than by class identity: lark's parser
+    cache may hand back nodes of another import of this module (doctests import it twice).
     """
 
-    cql2_op = "t_intersects"
+    relation: str = "t_intersects"
+    op = ast.TemporalComparisonOp.TOVERLAPS  # for pygeofilter's templates only
 
 
 class DistanceWithin(ast.DistanceWithin):
@@ -100,6 +158,11 @@ class DistanceWithin(ast.DistanceWithin):
 _EXTRA_RULES = r"""
 ?temporal_predicate: expression _binary_temporal_predicate_func expression -> binary_temporal_predicate
                    | _binary_temporal_predicate_func "(" expression "," expression ")" -> temporal_function
+!_binary_temporal_predicate_func: "T_AFTER"i | "T_BEFORE"i | "T_CONTAINS"i | "T_DISJOINT"i
+                        | "T_DURING"i | "T_EQUALS"i | "T_FINISHEDBY"i | "T_FINISHES"i
+                        | "T_INTERSECTS"i | "T_MEETS"i | "T_METBY"i | "T_OVERLAPPEDBY"i
+                        | "T_OVERLAPS"i | "T_STARTEDBY"i | "T_STARTS"i | "T_BEGINS"i
+                        | "T_BEGUNBY"i | "T_ENDS"i | "T_ENDEDBY"i
 ?spatial_predicate: _binary_spatial_predicate_func "(" expression "," expression ")" -> binary_spatial_predicate
                   | "S_DWITHIN"i "(" expression "," expression "," full_number ["," distance_units] ")" -> dwithin
                   | "BBOX"i "(" expression "," full_number "," full_number "," full_number "," full_number [ ","  SINGLE_QUOTED] ")" -> bbox_spatial_predicate
@@ -107,7 +170,7 @@ _EXTRA_RULES = r"""
 ?timestamp: "TIMESTAMP"i "(" "'" DATETIME "'" ")"
 ?date: "DATE"i "(" "'" DATE "'" ")"
 interval: "INTERVAL"i "(" _bound "," _bound ")"
-_bound: "'" DATETIME "'" | "'" DATE "'" | OPEN_END
+_bound: "'" DATETIME "'" | "'" DATE "'" | OPEN_END | attribute
 OPEN_END: "'..'"
 """  # noqa: E501 (grammar lines)
 
@@ -115,10 +178,7 @@ OPEN_END: "'..'"
 @v_args(meta=False, inline=True)
 class _Transformer(cql2_text_module.CQLTransformer):
     def temporal_function(self, op: Any, lhs: Any, rhs: Any) -> ast.Node:
-        name = str(op).lower()
-        if name == "t_intersects":
-            return TimeIntersects(lhs, rhs)
-        return TEMPORAL_PREDICATES_MAP[name](lhs, rhs)
+        return TimeRelation(lhs, rhs, temporal_relation_name(str(op)))
 
     def binary_temporal_predicate(self, lhs: Any, op: Any, rhs: Any) -> ast.Node:
         return self.temporal_function(op, lhs, rhs)
@@ -157,29 +217,55 @@ def _text_parser() -> Lark:
     here = os.path.dirname(cql2_text_module.__file__)
     with open(os.path.join(here, "grammar.lark"), encoding="utf-8") as f:
         base = f.read()
-    grammar = _drop_rules(base, ("temporal_predicate", "spatial_predicate", "timestamp",
-                                 "interval", "date")) + _EXTRA_RULES
+    grammar = _drop_rules(base, ("temporal_predicate", "_binary_temporal_predicate_func",
+                                 "spatial_predicate", "timestamp", "interval", "date")
+                          ) + _EXTRA_RULES
     return Lark(grammar, parser="lalr", maybe_placeholders=False, transformer=_Transformer(),
                 cache=True,
                 import_paths=[os.path.dirname(here)])
 
 
+def _json_time_arg(node: Any) -> Any:
+    """An argument of a CQL2-JSON temporal function: intervals may hold properties and
+    ``..`` (pygeofilter's walker takes neither); the rest is pygeofilter's job."""
+    if isinstance(node, dict) and "interval" in node:
+        bounds = node["interval"]
+        if not isinstance(bounds, list) or len(bounds) != 2:
+            raise InvalidFilter("an interval needs exactly two bounds")
+        ends: list[Any] = []
+        for b in bounds:
+            if b == "..":
+                ends.append(None)
+            elif isinstance(b, dict) and isinstance(b.get("property"), str):
+                ends.append(ast.Attribute(b["property"]))
+            elif isinstance(b, str):
+                ends.append(parse_instant(b))
+            else:
+                raise InvalidFilter(f"an interval bound must be a date, a timestamp, '..' or "
+                                    f"a property, got {b!r}")
+        return values.Interval(*ends)
+    return parse_cql2_json_tree(node) if isinstance(node, dict) else node
+
+
 def _json_extensions(node: Any) -> Any:
-    """Pre-walk CQL2-JSON: ``s_dwithin`` and ``t_intersects`` become our AST nodes (the rest
-    is pygeofilter's job)."""
+    """Pre-walk CQL2-JSON: ``s_dwithin`` and the temporal functions become our AST nodes
+    (the rest is pygeofilter's job)."""
     if isinstance(node, list):
         return [_json_extensions(n) for n in node]
     if not isinstance(node, dict):
         return node
     op = node.get("op")
-    if op in ("s_dwithin", "t_intersects"):
+    if isinstance(op, str) and op.lower().startswith("t_"):
+        args = node.get("args")
+        if not isinstance(args, list) or len(args) != 2:
+            raise InvalidFilter(f"{op} needs two arguments in a list")
+        return TimeRelation(*(_json_time_arg(a) for a in args), temporal_relation_name(op))
+    if op == "s_dwithin":
         args = node.get("args")
         if not isinstance(args, list) or len(args) < 2:
             raise InvalidFilter(f"{op} needs its arguments as a list")
         parts = [parse_cql2_json_tree(_json_extensions(a)) if isinstance(a, dict) else a
                  for a in args]
-        if op == "t_intersects":
-            return TimeIntersects(parts[0], parts[1])
         if len(parts) not in (3, 4):
             raise InvalidFilter("s_dwithin takes a geometry, a geometry, a distance and units")
         return DistanceWithin(parts[0], parts[1], parts[2],
@@ -197,7 +283,7 @@ def parse_filter(text: str, lang: str = "cql2-text") -> ast.Node:
     any syntax error).
 
     >>> parse_filter("T_AFTER(created_at, TIMESTAMP('2025-01-01T00:00:00Z'))")
-    TimeAfter(lhs=ATTRIBUTE created_at, rhs=datetime.datetime(2025, 1, 1, 0, 0, tzinfo=...))
+    TimeRelation(lhs=ATTRIBUTE created_at, rhs=datetime.datetime(...), relation='t_after')
     """
     if len(text) > MAX_FILTER_LENGTH:
         raise InvalidFilter(f"filter longer than {MAX_FILTER_LENGTH} characters")
@@ -223,6 +309,29 @@ _SPATIAL = {ast.GeometryIntersects: "ST_Intersects", ast.GeometryDisjoint: "ST_D
             ast.GeometryContains: "ST_Contains", ast.GeometryWithin: "ST_Within",
             ast.GeometryTouches: "ST_Touches", ast.GeometryCrosses: "ST_Crosses",
             ast.GeometryOverlaps: "ST_Overlaps", ast.GeometryEquals: "ST_Equals"}
+
+
+class _Bound:
+    """SQL of a parameter, added to the statement's parameters when first formatted."""
+
+    def __init__(self, make: Any) -> None:
+        self.make, self.sql = make, None
+
+    def __format__(self, spec: str) -> str:
+        if self.sql is None:
+            self.sql = self.make()
+        return self.sql
+
+
+def _attributes(*nodes: Any) -> list[ast.Attribute]:
+    """The properties named by temporal operands (directly or as interval bounds)."""
+    out: list[ast.Attribute] = []
+    for n in nodes:
+        if isinstance(n, values.Interval):
+            out += [b for b in (n.start, n.end) if isinstance(b, ast.Attribute)]
+        elif isinstance(n, ast.Attribute):
+            out.append(n)
+    return out
 
 
 def compile_filter(node: Any, scope: Scope, params: SQLParams) -> str:
@@ -382,44 +491,71 @@ class _Compiler:
                 f"ST_DWithin({a}::geography, {b}::geography, {m}::float8))")
 
     # -- time
-    def _time_value(self, value: Any) -> TimeRange:
-        if isinstance(value, values.Interval):
-            for v in (value.start, value.end):
-                if v is not None and not isinstance(v, date):
-                    raise InvalidFilter("interval bounds must be dates or timestamps")
-            return time_range(value.start, value.end, interval=True)
-        if isinstance(value, date):
-            return time_range(value)
-        raise InvalidFilter(f"expected a DATE, TIMESTAMP or INTERVAL, got {value!r}")
-
     def _temporal(self, node: ast.TemporalPredicate) -> str:
-        f = self._field(node.lhs)
+        """A temporal function between two operands, each a closed interval [start, end]:
+        an instant property or literal is [t, t], ``INTERVAL(a, b)`` (literals, properties
+        or ``'..'``, an open end) is [a, b], a DATE is the whole day. When every property
+        involved is a date, the comparison is made in days (literals become dates). A null
+        property makes the function false."""
+        relation = getattr(node, "relation", None) or _PYGEOFILTER_TEMPORAL.get(type(node))
+        if relation is None:
+            raise InvalidFilter(f"this server does not support {type(node).__name__}")
+        kinds = {self._time_field(a).type for a in _attributes(node.lhs, node.rhs)}
+        days = kinds == {"date"}
+        a0, a1 = self._time_operand(node.lhs, days)
+        b0, b1 = self._time_operand(node.rhs, days)
+        # A null property is no instant and no interval end: the function is false (SQL
+        # alone would make T_DISJOINT true for [created_at, NULL] after the interval).
+        known = [f"{self.scope.column(a.name)} IS NOT NULL"
+                 for a in {a.name: a for a in _attributes(node.lhs, node.rhs)}.values()]
+        rel = TEMPORAL_RELATIONS[relation].format(a0=a0, a1=a1, b0=b0, b1=b1)
+        return "(" + " AND ".join([*known, f"({rel})" if known else rel]) + ")"
+
+    def _time_field(self, node: ast.Attribute):
+        f = self._field(node)
         if f.type not in ("date", "datetime"):
             raise InvalidFilter(f"property {f.name!r} is not a date or timestamp")
-        r = self._time_value(node.rhs)
-        col = self.scope.column(f.name)
-        if getattr(node, "cql2_op", None) == "t_intersects":
-            return self._time_compare(f.name, "in", r)
-        if isinstance(node, ast.TimeEquals):
-            if not r.is_instant and r.lo is not None and r.hi is not None and (
-                    r.hi_inclusive or not isinstance(node.rhs, date)):
-                raise InvalidFilter("T_EQUALS of an instant property needs an instant")
-            return self._time_compare(f.name, "in", r)
-        if isinstance(node, ast.TimeDisjoint):
-            return f"({col} IS NOT NULL AND NOT {self._time_compare(f.name, 'in', r)})"
-        if isinstance(node, ast.TimeBefore):
-            return "FALSE" if r.lo is None else f"{col} < {self._ts(r.lo)}"
-        if isinstance(node, ast.TimeAfter):
-            if r.hi is None:
-                return "FALSE"
-            return f"{col} {'>' if r.hi_inclusive else '>='} {self._ts(r.hi)}"
-        if isinstance(node, ast.TimeDuring):
-            parts = [f"{col} > {self._ts(r.lo)}"] if r.lo is not None else []
-            if r.hi is not None:
-                parts.append(f"{col} < {self._ts(r.hi)}")
-            return "(" + " AND ".join(parts or [f"{col} IS NOT NULL"]) + ")"
-        raise InvalidFilter(f"{type(node).__name__} needs interval-valued properties; the "
-                            "properties of this API are instants")
+        return f
+
+    def _time_operand(self, node: Any, days: bool) -> tuple[str, str]:
+        """SQL of the (start, end) of a temporal operand."""
+        if isinstance(node, values.Interval):
+            lo, hi = node.start, node.end
+            if isinstance(lo, date) and isinstance(hi, date) and (
+                    self._time_literal(lo, days, False) > self._time_literal(hi, days, True)):
+                raise InvalidFilter("the interval ends before it starts")
+            return self._time_bound(lo, days, False), self._time_bound(hi, days, True)
+        if isinstance(node, ast.Attribute | date):
+            return self._time_bound(node, days, False), self._time_bound(node, days, True)
+        raise InvalidFilter(f"expected a DATE, TIMESTAMP, INTERVAL or a date/time property, "
+                            f"got {node!r}")
+
+    def _time_bound(self, value: Any, days: bool, end: bool) -> str:
+        cast = "date" if days else "timestamptz"
+        if value is None:  # an open end: unbounded
+            return f"'{'infinity' if end else '-infinity'}'::{cast}"
+        if isinstance(value, ast.Attribute):
+            f = self._time_field(value)
+            col = self.scope.column(f.name)
+            if f.type == "date" and not days:  # a date property beside timestamps: UTC day
+                return f"({col}::timestamp AT TIME ZONE 'UTC')"
+            return col
+        if isinstance(value, date):  # bound only if the relation uses it (PostgreSQL
+            literal = self._time_literal(value, days, end)  # refuses unused parameters)
+            return _Bound(lambda: f"{self.params.add(literal)}::{cast}")  # type: ignore
+        raise InvalidFilter(f"interval bounds must be dates, timestamps, '..' or date/time "
+                            f"properties, got {value!r}")
+
+    @staticmethod
+    def _time_literal(value: date, days: bool, end: bool) -> date:
+        """A DATE or TIMESTAMP literal as the start or end of an interval: in days, a
+        timestamp's UTC date; in time, a date's first or last microsecond."""
+        if isinstance(value, datetime):
+            t = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+            return t.astimezone(UTC).date() if days else t
+        if days:
+            return value
+        return day_start(value) + (timedelta(days=1) - ONE_MICROSECOND if end else timedelta())
 
     def _ts(self, value: datetime) -> str:
         return f"{self.params.add(value)}::timestamptz"
