@@ -20,7 +20,7 @@ from gis import styles
 from gis.errors import InvalidParameter, NotFound
 from gis.settings import PROJECT_ROOT, Settings
 from layers import VECTOR_LAYERS
-from layers.incidents import INCIDENT_CATEGORIES, INCIDENT_STATUSES
+from layers.incidents import INCIDENT_CATEGORIES, INCIDENT_STATUSES, INCIDENTS
 
 WEB_DIR = PROJECT_ROOT / "web"
 STATIC_DIRS = {"vendor/maplibre-gl": WEB_DIR / "node_modules" / "maplibre-gl" / "dist",
@@ -157,8 +157,9 @@ class WebRouter:
                           lang=lang or "vi", title="Bản đồ Huế")
 
         def staff_page(page: str, title: str, request: Request, settings: Settings,
-                       lang: str | None, **extra: Any) -> HTMLResponse:
-            cfg = page_config(request, settings, lang=lang)
+                       lang: str | None, config: dict[str, Any] | None = None,
+                       **extra: Any) -> HTMLResponse:
+            cfg = page_config(request, settings, lang=lang) | (config or {})
             return render(f"{page}.html", headers=same_origin, config=cfg, base=cfg["base"],
                           page=page, lang=lang or "vi", title=title, **extra)
 
@@ -166,8 +167,13 @@ class WebRouter:
         async def inspector(request: Request, settings: SettingsDep,
                             lang: LangQuery = None) -> HTMLResponse:
             """Inspectors (sign-in): their wards' reports, filters, details, actions, live."""
+            # Titles of every field the ward-scoped incidents API returns to inspectors (the
+            # reporter's too: titles, not data; the data comes only after sign-in).
+            fields = [styles.field_entry(f) for f in INCIDENTS.fields]
             return staff_page("inspector", "Bản đồ cán bộ kiểm tra", request, settings, lang,
-                              statuses=INCIDENT_STATUSES,
+                              config={"fields": fields},
+                              statuses=[(s, INCIDENTS.field("status").choice_title(s, "en"))
+                                        for s in INCIDENT_STATUSES],
                               categories=list(INCIDENT_CATEGORIES.items()))
 
         @r.get("/dashboard", response_class=HTMLResponse,
@@ -181,8 +187,9 @@ class WebRouter:
         async def planner(request: Request, settings: SettingsDep,
                           lang: LangQuery = None) -> HTMLResponse:
             """What's here, intersects and flood exposure of an area, exports."""
-            layers = [(i, VECTOR_LAYERS[i].title) for i in ("parcels", "construction",
-                                                           "tourism", "health", "education")]
+            layers = [(i, VECTOR_LAYERS[i].title_vi if (lang or "vi") == "vi"
+                       else VECTOR_LAYERS[i].title)
+                      for i in ("parcels", "construction", "tourism", "health", "education")]
             return staff_page("planner", "Công cụ quy hoạch", request, settings, lang,
                               collections=layers)
 
@@ -200,13 +207,16 @@ class WebRouter:
                              principal: PrincipalDep,
                              bbox: Annotated[str | None, Query(
                                  description="W,S,E,N in CRS84")] = None,
-                             limit: Annotated[int, Query(ge=1, le=20_000)] = 5_000
+                             limit: Annotated[int, Query(ge=1, le=20_000)] = 5_000,
+                             lang: Annotated[str, Query(
+                                 pattern="^(vi|en)$",
+                                 description="Language of the titles")] = "vi"
                              ) -> Response:
             """A standalone Leaflet map (folium) of a layer, with its style, legend, popups."""
             from gis.webmap import folium_export
 
             box = folium_export.parse_bbox(bbox)
             html = await run_in_threadpool(folium_export.layer_map_html, settings.dsn, layer,
-                                           box, limit, principal)
+                                           box, limit, principal, lang)
             return HTMLResponse(html, headers={"Content-Disposition":
                                                f'inline; filename="{layer.id}.html"'})

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gis.errors import NotFound
-from layers import ATTRIBUTION, VECTOR_LAYERS, Layer
+from layers import ATTRIBUTION, VECTOR_LAYERS, Field, Layer
 
 PUBLIC_STYLE = "public"
 # Drawing order of the public map: areas first, then points, the ward outlines and labels last.
@@ -165,22 +165,37 @@ def style_layers(layer: Layer, zoom_range: ZoomRange = default_zoom_range
     return out
 
 
+def field_entry(f: Field) -> dict[str, Any]:
+    """What the pages show of a field: its titles and what its coded values mean, in
+    English and Vietnamese.
+
+    >>> field_entry(VECTOR_LAYERS["parcels"].field("land_use"))["choices"]["ODT"]
+    ['Urban residential land', 'Đất ở tại đô thị']
+    """
+    return {"name": f.name, "title": f.title_in("en"), "title_vi": f.title_in("vi"),
+            "choices": {v: [en, vi] for v, en, vi in f.choice_titles}}
+
+
 def legend(layer: Layer) -> dict[str, Any]:
     """Legend entry of a layer: titles, geometry kind, colour items (from the catalog).
 
     >>> legend(VECTOR_LAYERS["construction"])["items"][0]
-    {'value': 'permit', 'label': 'permit', 'colour': '#fdb462'}
+    {'value': 'permit', 'label': 'Building permit', 'label_vi': 'Giấy phép xây dựng', \
+'colour': '#fdb462'}
     """
     s = layer.style
-    items = [{"value": v, "label": v, "colour": c} for v, c in s.classes] if s.classify else []
+    items = []
+    if s.classify:
+        f = layer.field(s.classify)
+        items = [{"value": v, "label": f.choice_title(v, "en"),
+                  "label_vi": f.choice_title(v, "vi"), "colour": c} for v, c in s.classes]
     if items:
         items.append({"value": None, "label": OTHER_COLOUR_LABEL[0],
                       "label_vi": OTHER_COLOUR_LABEL[1], "colour": s.fill or s.stroke})
     return {"id": layer.id, "title": layer.title, "title_vi": layer.title_vi,
             "geometry": _geometry_kind(layer), "fill": s.fill, "stroke": s.stroke,
             "classify": s.classify, "items": items,
-            "fields": [{"name": f.name, "title": f.title or f.name}
-                       for f in layer.public_fields]}
+            "fields": [field_entry(f) for f in layer.public_fields]}
 
 
 def background_layer() -> dict[str, Any]:

@@ -54,7 +54,8 @@ def layer_geojson(conn: psycopg.Connection, layer: Layer,
         "COALESCE(json_agg(json_build_object('type', 'Feature', 'id', t.__id, "
         f"'geometry', ST_AsGeoJSON(t.{g}, 6)::json, "
         f"'properties', {properties_json(layer, 't', principal=principal)})), '[]'::json)) "
-        f"FROM (SELECT t.*, t.{ident(layer.id_column)} AS __id FROM {source_ref(layer, principal)} AS t "
+        f"FROM (SELECT t.*, t.{ident(layer.id_column)} AS __id "
+        f"FROM {source_ref(layer, principal)} AS t "
         f"{where} ORDER BY t.{ident(layer.id_column)} LIMIT %s) AS t"
     )
     row = conn.execute(sql, [*params, limit]).fetchone()
@@ -70,33 +71,43 @@ def _colour(layer: Layer, props: dict[str, Any]) -> str:
     return s.fill or s.stroke or "#888888"
 
 
-def legend_html(layer: Layer) -> str:
-    """An HTML legend box of the layer's colours (from the catalog)."""
+def legend_html(layer: Layer, lang: str = "vi") -> str:
+    """An HTML legend box of the layer's colours (from the catalog), titled in ``lang``.
+
+    >>> from layers import VECTOR_LAYERS
+    >>> "ODT – Đất ở tại đô thị" in legend_html(VECTOR_LAYERS["parcels"])
+    True
+    """
     s = layer.style
-    rows = [(layer.title_vi + " / " + layer.title, s.fill or s.stroke or "#888")]
+    title = layer.title_vi if lang == "vi" else layer.title
+    rows = [(title, s.fill or s.stroke or "#888")]
     if s.classify:
-        rows = [(f"{s.classify} = {v}", c) for v, c in s.classes]
-        rows.append(("khác / other", s.fill or s.stroke or "#888"))
+        f = layer.field(s.classify)
+        rows = [(f"{v} – {f.choice_title(v, lang)}" if f.choice_title(v, lang) != v else v, c)
+                for v, c in s.classes]
+        rows.append(("Khác" if lang == "vi" else "Other", s.fill or s.stroke or "#888"))
     items = "".join(
         f'<div><span style="display:inline-block;width:12px;height:12px;margin-right:6px;'
         f'background:{html.escape(c)};border:1px solid #555"></span>{html.escape(t)}</div>'
         for t, c in rows)
     return (f'<div class="huegis-legend" style="position:fixed;bottom:24px;left:12px;'
             f'z-index:9999;background:#fff;padding:6px 10px;border:1px solid #999;'
-            f'border-radius:4px;font:12px sans-serif"><b>{html.escape(layer.title_vi)}</b>'
+            f'border-radius:4px;font:12px sans-serif"><b>{html.escape(title)}</b>'
             f"{items}</div>")
 
 
 def geojson_map(layer: Layer, data: dict[str, Any],
-                bbox: tuple[float, float, float, float] | None = None) -> folium.Map:
-    """A folium map of GeoJSON ``data`` drawn with ``layer``'s style, legend and popups."""
+                bbox: tuple[float, float, float, float] | None = None,
+                lang: str = "vi") -> folium.Map:
+    """A folium map of GeoJSON ``data`` drawn with ``layer``'s style, legend and popups
+    (field titles in ``lang``, Vietnamese by default)."""
     fmap = folium.Map(location=HUE_CENTER_LATLON, zoom_start=13, tiles=None,
                       control_scale=True)
     s = layer.style
     fields = sorted({k for f in data["features"] for k in f["properties"]},
                     key=lambda k: [x.name for x in layer.fields].index(k)
                     if layer.has_field(k) else 99)
-    aliases = [layer.field(k).title or k if layer.has_field(k) else k for k in fields]
+    aliases = [layer.field(k).title_in(lang) if layer.has_field(k) else k for k in fields]
     popup = folium.GeoJsonPopup(fields=fields, aliases=aliases) if fields else None
     point = "Point" in layer.geometry_type
 
@@ -106,11 +117,12 @@ def geojson_map(layer: Layer, data: dict[str, Any],
                 "fillOpacity": 0.9 if point else s.fill_opacity, "radius": s.radius}
 
     folium.GeoJson(
-        data, name=layer.title_vi, style_function=style, popup=popup,
+        data, name=layer.title_vi if lang == "vi" else layer.title, style_function=style,
+        popup=popup,
         marker=folium.CircleMarker(radius=s.radius) if point else None,
         attr=ATTRIBUTION,
     ).add_to(fmap)
-    fmap.get_root().html.add_child(folium.Element(legend_html(layer)))
+    fmap.get_root().html.add_child(folium.Element(legend_html(layer, lang)))
     fmap.get_root().html.add_child(folium.Element(
         f'<div style="position:fixed;bottom:2px;right:4px;z-index:9999;font:10px sans-serif;'
         f'background:rgba(255,255,255,.8)">{html.escape(ATTRIBUTION)}</div>'))
@@ -143,10 +155,10 @@ def _bounds(data: dict[str, Any]) -> list[list[float]] | None:
 
 
 def layer_map_html(dsn: str, layer: Layer, bbox: tuple[float, float, float, float] | None = None,
-                   limit: int = 5_000, principal: Any = None) -> str:
+                   limit: int = 5_000, principal: Any = None, lang: str = "vi") -> str:
     """The standalone HTML page of a layer's map (what ``huegis map export`` writes)."""
     with psycopg.connect(dsn) as conn:
         data = layer_geojson(conn, layer, bbox, limit, principal)
-    html_text = geojson_map(layer, data, bbox).get_root().render()
+    html_text = geojson_map(layer, data, bbox, lang).get_root().render()
     return html_text
 

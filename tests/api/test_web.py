@@ -107,6 +107,60 @@ def test_folium_route_draws_the_layer_with_public_fields(client, demo_settings):
     assert client.get("/collections/flood-depth/folium").status_code == 404
 
 
+def test_pages_carry_the_catalog_titles_in_both_languages(client):
+    cfg = page_config(client.get("/map").text)
+    parcels = {f["name"]: f for f in next(x for x in cfg["legend"]
+                                           if x["id"] == "parcels")["fields"]}
+    assert parcels["land_use"]["title"] == "Land-use code"
+    assert parcels["land_use"]["title_vi"] == "Mục đích sử dụng đất"
+    assert parcels["land_use"]["choices"]["ODT"] == ["Urban residential land",
+                                                     "Đất ở tại đô thị"]
+    assert parcels["ward_code"]["title_vi"] == "Mã phường/xã"
+    for layer_id, entry in ((x["id"], x) for x in cfg["legend"]):
+        layer = VECTOR_LAYERS[layer_id]
+        for f in entry["fields"]:
+            assert (f["title"], f["title_vi"]) == (layer.field(f["name"]).title,
+                                                   layer.field(f["name"]).title_vi)
+        for item in entry["items"]:  # legend classes: what each value means
+            if item["value"] is not None:
+                field = layer.field(layer.style.classify)
+                assert item["label_vi"] == field.choice_title(item["value"], "vi")
+    page = client.get("/map").text
+    for layer in VECTOR_LAYERS.values():  # no private field, not even its title
+        for f in layer.private_fields:
+            assert f.name not in page and f.title not in page and f.title_vi not in page
+    # The inspector's details table titles every field the ward-scoped API returns.
+    fields = {f["name"]: f for f in page_config(client.get("/inspector").text)["fields"]}
+    assert fields["status"]["choices"]["in_progress"] == ["In progress", "Đang xử lý"]
+    assert fields["reporter_phone"]["title_vi"] == "Số điện thoại người phản ánh"
+    # The planner's layer choice is titled in the page's language.
+    assert ">Thửa đất</option>" in client.get("/planner").text
+    assert ">Land parcels</option>" in client.get("/planner?lang=en").text
+
+
+def _folium_aliases(html: str) -> list[str]:
+    m = re.search(r"let aliases = (\[.*?\]);", html)
+    assert m, "the popups name their fields"
+    return json.loads(m.group(1))
+
+
+def test_folium_titles_follow_the_language(client):
+    vi = client.get(f"/collections/parcels/folium?bbox={BBOX}&limit=50")
+    en = client.get(f"/collections/parcels/folium?bbox={BBOX}&limit=50&lang=en")
+    assert vi.status_code == en.status_code == 200
+    parcels = VECTOR_LAYERS["parcels"]
+    assert "Mục đích sử dụng đất" in _folium_aliases(vi.text)  # Vietnamese by default
+    assert "Land-use code" in _folium_aliases(en.text)
+    assert set(_folium_aliases(vi.text)) <= {f.title_vi for f in parcels.public_fields}
+    assert set(_folium_aliases(en.text)) <= {f.title for f in parcels.public_fields}
+    assert "ODT – Đất ở tại đô thị" in vi.text and "<b>Thửa đất</b>" in vi.text
+    assert "ODT – Urban residential land" in en.text and "<b>Land parcels</b>" in en.text
+    for html in (vi.text, en.text):
+        assert "owner_name" not in html and "Chủ sử dụng" not in html
+    bad = client.get("/collections/parcels/folium?lang=fr")
+    assert bad.status_code == 400 and bad.json()["code"] == "InvalidParameterValue"
+
+
 def test_map_export_cli(demo_settings, tmp_path):
     out = tmp_path / "tourism.html"
     env = {"HUEGIS_DATABASE_URL": demo_settings.dsn, "COLUMNS": "200"}

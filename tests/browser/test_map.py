@@ -9,6 +9,7 @@ import json
 import threading
 import urllib.request
 
+import psycopg
 import pytest
 from PIL import Image
 from shapely.geometry import shape
@@ -94,6 +95,61 @@ def test_public_map_draws_parcel_tiles_and_popups_show_public_fields(open_page, 
     public = {f.title for f in VECTOR_LAYERS["parcels"].public_fields}
     assert titles and titles <= public
     assert "owner name" not in text.lower()
+    assert console.errors == []
+
+
+def test_popups_speak_the_interface_language_and_never_show_private_fields(
+        open_page, live_server, demo_settings):
+    parcel = biggest_feature(live_server, "parcels")
+    lon, lat = inside_point(parcel)
+    layer = VECTOR_LAYERS["parcels"]
+    land_use = layer.field("land_use")
+    with psycopg.connect(demo_settings.dsn) as conn:
+        owner, = conn.execute("SELECT owner_name FROM land_parcels WHERE id = %s",
+                              (parcel["id"],)).fetchone()
+    assert owner  # the demo parcel has an owner: the popup must not show it
+
+    def popup_rows(page) -> dict[str, str]:
+        rows = page.locator(".maplibregl-popup .popup tr")
+        return {r.locator("th").inner_text(): r.locator("td").inner_text()
+                for r in rows.all()}
+
+    # A Vietnamese browser: the interface, and so the popup, in Vietnamese.
+    page, console = open_page(f"{live_server}/map#map=17/{lat}/{lon}&layers=parcels",
+                              locale="vi-VN")
+    wait_map_idle(page)
+    page.mouse.click(*map_pixel(page, lon, lat))
+    page.locator(".maplibregl-popup .popup[lang=vi]").wait_for(timeout=5_000)
+    rows = popup_rows(page)
+    assert page.locator(".maplibregl-popup h3").inner_text() == "Thửa đất"
+    assert set(rows) <= {f.title_vi for f in layer.public_fields}
+    assert rows["Số thửa"] == parcel["properties"]["parcel_no"]
+    assert rows["Mục đích sử dụng đất"] == land_use.choice_title(
+        parcel["properties"]["land_use"], "vi")
+    private = {f.title_vi for f in layer.private_fields} | {f.title for f in
+                                                             layer.private_fields}
+    text = page.locator(".maplibregl-popup").inner_text()
+    assert not any(t in text for t in private) and owner not in text
+
+    # The switch turns the open popup, and the next ones, into English.
+    page.click("#lang-switch")
+    page.locator(".maplibregl-popup .popup[lang=en]").wait_for(timeout=5_000)
+    rows = popup_rows(page)
+    assert page.locator(".maplibregl-popup h3").inner_text() == "Land parcels"
+    assert set(rows) <= {f.title for f in layer.public_fields}
+    assert rows["Land-use code"] == land_use.choice_title(parcel["properties"]["land_use"],
+                                                          "en")
+    text = page.locator(".maplibregl-popup").inner_text()
+    assert not any(t in text for t in private) and owner not in text
+    assert console.errors == []
+
+    # An English browser starts in English.
+    page, console = open_page(f"{live_server}/map#map=17/{lat}/{lon}&layers=parcels",
+                              locale="en-GB")
+    wait_map_idle(page)
+    page.mouse.click(*map_pixel(page, lon, lat))
+    page.locator(".maplibregl-popup .popup[lang=en]").wait_for(timeout=5_000)
+    assert "Parcel number" in popup_rows(page)
     assert console.errors == []
 
 

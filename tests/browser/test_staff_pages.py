@@ -65,7 +65,8 @@ def test_inspector_action_appears_live_on_a_second_page(open_page, live_server, 
     sign_in(watcher, username)
     row = watcher.locator(f'#reports li[data-ref="{ref}"] .status')
     row.wait_for(timeout=20_000)
-    assert row.inner_text() == "received"
+    assert row.get_attribute("data-status") == "received"
+    assert row.inner_text() == "Received"  # the catalog's title (an English browser)
     watcher.wait_for_selector("#live.on", timeout=10_000)  # listening to the feed
     watcher.evaluate("window.__notReloaded = true")
 
@@ -74,6 +75,9 @@ def test_inspector_action_appears_live_on_a_second_page(open_page, live_server, 
     actor.click(f'#reports li[data-ref="{ref}"] button')
     actor.wait_for_selector("#detail #act", timeout=10_000)
     assert "browser test" in actor.locator("#detail").inner_text()
+    # Field titles from the catalog, not column names.
+    assert actor.locator('#detail tr[data-field="description"] th').inner_text() == "Description"
+    assert actor.locator('#detail tr[data-field="sla_due_at"] th').inner_text() == "SLA due"
     assert actor.locator("#detail .history li").count() >= 1
     actor.select_option("#a-status", "assigned")
     actor.fill("#a-note", "on my way")
@@ -84,7 +88,7 @@ def test_inspector_action_appears_live_on_a_second_page(open_page, live_server, 
 
     # The second page shows the change without reloading.
     watcher.wait_for_function(
-        f"document.querySelector('#reports li[data-ref=\"{ref}\"] .status').innerText"
+        f"document.querySelector('#reports li[data-ref=\"{ref}\"] .status').dataset.status"
         " === 'assigned'", timeout=15_000)
     assert watcher.evaluate("window.__notReloaded") is True
     # A note alone: added to the history, the status stays.
@@ -171,6 +175,12 @@ def test_planner_whats_here_area_and_export(open_page, live_server, demo_setting
     page.wait_for_function("huePlanner.results > 0", timeout=15_000)
     here = page.locator("#here").inner_text()
     assert "Phường" in here  # the ward of the map centre
+    assert "Land parcels" in here and "Flood depth (m)" in here  # an English browser
+    page.click("#lang-switch")  # the report follows the interface language
+    page.wait_for_function("document.querySelector('#here').innerText.includes('Thửa đất')")
+    assert "Độ sâu ngập (m)" in page.locator("#here").inner_text()
+    assert page.locator("#collection option[value=parcels]").inner_text() == "Thửa đất"
+    page.click("#lang-switch")
 
     page.click("#draw")
     ring = []

@@ -18,6 +18,10 @@ window.HueI18n = (function () {
       tools: "Công cụ", draw: "Vẽ vùng", finish: "Kết thúc vùng", clear: "Xóa", upload: "Hoặc tải lên vùng GeoJSON",
       collection: "Lớp giao cắt", flood_layer: "Độ sâu ngập (ảnh)", hint: "Nhấn vào bản đồ để xem thông tin tại chỗ.",
       export: "Xuất dữ liệu", export_flood: "Thửa bị ngập:", whats_here: "Tại đây có gì", area_results: "Trong vùng", flood_results: "Ngập lụt",
+      f_ward_name: "Phường, xã", f_assignee: "Đơn vị, cán bộ xử lý", nearest: "Gần nhất",
+      p_flood_depth: "Độ sâu ngập (m)", p_elevation: "Độ cao (m)", p_query_area: "Diện tích vùng (m²)",
+      p_intersection: "Diện tích giao cắt (m²)", p_flooded_parcels: "Thửa bị ngập",
+      p_flooded_area: "Diện tích ngập (m²)", p_depth: "Độ sâu trung bình / lớn nhất (m)",
     },
     en: {
       title: "Huế map", search_label: "Search places", search_placeholder: "Search wards, places…",
@@ -35,6 +39,10 @@ window.HueI18n = (function () {
       tools: "Tools", draw: "Draw an area", finish: "Finish the area", clear: "Clear", upload: "Or upload a GeoJSON polygon",
       collection: "Layer to intersect", flood_layer: "Flood depth (raster)", hint: "Click the map for what is there.",
       export: "Export", export_flood: "Flood exposure:", whats_here: "What's here", area_results: "In the area", flood_results: "Flood",
+      f_ward_name: "Ward", f_assignee: "Assignee", nearest: "Nearest",
+      p_flood_depth: "Flood depth (m)", p_elevation: "Elevation (m)", p_query_area: "Area (m²)",
+      p_intersection: "Intersection (m²)", p_flooded_parcels: "Flooded parcels",
+      p_flooded_area: "Flooded area (m²)", p_depth: "Mean / max depth (m)",
     },
   };
   function chooseLang(explicit) {
@@ -65,5 +73,12 @@ window.HueI18n = (function () {
   function save(lang) {
     try { localStorage.setItem("huegis.lang", lang); } catch (e) { /* ignore */ }
   }
-  return { TEXTS, chooseLang, apply, save, t: (lang, key) => TEXTS[lang][key] || key };
+  // The catalog's titles (style metadata ``huegis:legend``: layers {title, title_vi}, fields
+  // {name, title, title_vi, choices: {value: [en, vi]}}) in the interface's language.
+  const title = (lang, x) => (lang === "vi" ? x.title_vi : x.title) || x.title || x.name;
+  function choice(lang, fieldEntry, value) {
+    const c = fieldEntry && fieldEntry.choices && fieldEntry.choices[value];
+    return c ? c[lang === "vi" ? 1 : 0] : value;
+  }
+  return { TEXTS, chooseLang, apply, save, title, choice, t: (lang, key) => TEXTS[lang][key] || key };
 })();

@@ -6,6 +6,17 @@
   let map = null, reports = new Map(), selected = null, me = null;
   const STATUS_COLOURS = { received: "#e31a1c", assigned: "#fd8d3c", in_progress: "#ff7f00", reopened: "#b10026", resolved: "#33a02c", rejected: "#777777", duplicate: "#999999" };
   const NEXT = ["assigned", "in_progress", "resolved", "rejected", "reopened"];
+  // Field titles and coded values from the catalog, in the interface's language.
+  const FIELDS = Object.fromEntries(cfg.fields.map((f) => [f.name, f]));
+  const lang = () => Hue.state.lang;
+  const fieldTitle = (name) => (FIELDS[name] ? HueI18n.title(lang(), FIELDS[name]) : t(`f_${name}`));
+  const valueText = (name, v) => HueI18n.choice(lang(), FIELDS[name], v);
+  function labelOptions() {
+    for (const [id, name] of [["f-status", "status"], ["f-category", "category"], ["a-status", "status"]]) {
+      const sel = byId(id);
+      if (sel) sel.querySelectorAll("option[value]:not([value=''])").forEach((o) => { o.textContent = valueText(name, o.value); });
+    }
+  }
 
   function query() {
     const p = new URLSearchParams({ limit: "1000" });
@@ -21,7 +32,7 @@
   }
   function row(r) {
     const overdue = r.sla_due_at && !["resolved", "rejected", "duplicate"].includes(r.status) && new Date(r.sla_due_at) < new Date();
-    return `<button type="button" data-ref="${esc(r.ref)}"><b>${esc(r.ref)}</b> · ${esc(r.category)} · <span class="status">${esc(r.status)}</span>${overdue ? ` · <span class="error">${esc(t("overdue"))}</span>` : ""}<br><small>${esc(r.address || r.ward_name || "")}</small></button>`;
+    return `<button type="button" data-ref="${esc(r.ref)}"><b>${esc(r.ref)}</b> · ${esc(valueText("category", r.category))} · <span class="status" data-status="${esc(r.status)}">${esc(valueText("status", r.status))}</span>${overdue ? ` · <span class="error">${esc(t("overdue"))}</span>` : ""}<br><small>${esc(r.address || r.ward_name || "")}</small></button>`;
   }
   function renderList() {
     const ul = byId("reports");
@@ -44,13 +55,13 @@
     selected = ref;
     const [r, hist] = await Promise.all([api(`/incidents/${encodeURIComponent(ref)}`), api(`/incidents/${encodeURIComponent(ref)}/events`)]);
     const fields = ["ref", "category", "status", "priority", "channel", "address", "ward_name", "assignee", "created_at", "sla_due_at", "resolved_at", "reporter_name", "reporter_phone", "description"];
-    const rows = fields.filter((f) => r[f] !== null && r[f] !== undefined && r[f] !== "").map((f) => `<tr><th scope="row">${esc(f)}</th><td${f === "status" ? ' class="status"' : ""}>${esc(r[f])}</td></tr>`).join("");
+    const rows = fields.filter((f) => r[f] !== null && r[f] !== undefined && r[f] !== "").map((f) => `<tr data-field="${f}"><th scope="row">${esc(fieldTitle(f))}</th><td${f === "status" ? ` class="status" data-status="${esc(r.status)}"` : ""}>${esc(valueText(f, r[f]))}</td></tr>`).join("");
     const photos = (r.photos || []).map((p) => `<a href="${esc(p.large_url)}" target="_blank" rel="noopener"><img src="${esc(p.thumb_url)}" alt="${esc(t("photos"))} ${esc(r.ref)}"></a>`).join("");
     const history = hist.events.map((e) => `<li>${esc(e.at.slice(0, 16).replace("T", " "))} · ${esc(e.actor)} · ${esc(e.kind)}${e.to_status ? ` → ${esc(e.to_status)}` : ""}${e.note ? ` — ${esc(e.note)}` : ""}</li>`).join("");
     byId("detail").innerHTML = `<h2>${esc(r.ref)}</h2><table>${rows}</table>` +
       (photos ? `<h3>${esc(t("photos"))}</h3><div>${photos}</div>` : "") +
       `<h3>${esc(t("history"))}</h3><ol class="history">${history}</ol>` +
-      `<form id="act"><label for="a-status">${esc(t("change_status"))}</label><select id="a-status">${NEXT.map((s) => `<option value="${s}">${s}</option>`).join("")}</select>` +
+      `<form id="act"><label for="a-status">${esc(t("change_status"))}</label><select id="a-status">${NEXT.map((s) => `<option value="${s}">${esc(valueText("status", s))}</option>`).join("")}</select>` +
       `<label for="a-assignee">${esc(t("assign"))}</label><input id="a-assignee" value="${esc(r.assignee || `ward:${r.ward_code}`)}">` +
       `<label for="a-note">${esc(t("add_note"))}</label><textarea id="a-note" rows="2"></textarea>` +
       `<button type="button" id="do-status">${esc(t("change_status"))}</button><button type="button" id="do-assign">${esc(t("assign"))}</button><button type="button" id="do-note">${esc(t("add_note"))}</button>` +
@@ -125,7 +136,8 @@
     ["f-status", "f-category", "f-overdue"].forEach((id) => byId(id).addEventListener("change", load));
     Hue.stream("/incidents/events", onEvent, (on) => byId("live").classList.toggle("on", on));
   }
-  Hue.setupLang(() => { if (selected) select(selected); renderList(); });
+  labelOptions();
+  Hue.setupLang(() => { labelOptions(); if (selected) select(selected); renderList(); });
   byId("signout").addEventListener("click", Hue.signOut);
   byId("signin").addEventListener("submit", async (e) => {
     e.preventDefault();

@@ -58,7 +58,7 @@
   }
 
   // ---------------------------------------------------------------- layer switcher and legend
-  function title(l) { return lang === "vi" ? l.title_vi : l.title; }
+  const title = (l) => I18N.title(lang, l);
   function swatch(colour, kind) {
     const shape = kind === "point" ? "dot" : kind === "line" ? "line" : "box";
     return `<span class="swatch ${shape}" style="background:${esc(colour || "#888")}"></span>`;
@@ -87,7 +87,7 @@
       div.className = "legend-layer";
       let html = `<h3>${swatch(l.fill || l.stroke, l.geometry)}${esc(title(l))}</h3>`;
       if (l.items.length) {
-        html += "<ul>" + l.items.map((i) => `<li>${swatch(i.colour, l.geometry)}${esc(i.value === null ? I18N.t(lang, "other") : i.label)}</li>`).join("") + "</ul>";
+        html += "<ul>" + l.items.map((i) => `<li>${swatch(i.colour, l.geometry)}${esc(i.value === null ? I18N.t(lang, "other") : lang === "vi" ? i.label_vi : i.label)}</li>`).join("") + "</ul>";
       }
       div.innerHTML = html;
       box.appendChild(div);
@@ -95,6 +95,14 @@
   }
 
   // ---------------------------------------------------------------- popups (public fields only)
+  // Field titles and coded values in the interface's language, from the catalog (legend.fields).
+  let popup = null;
+  function popupHtml(info, props) {
+    const shown = (fl) => props[fl.name] !== undefined && props[fl.name] !== null && props[fl.name] !== "";
+    const rows = info.fields.filter(shown)
+      .map((fl) => `<tr><th scope="row">${esc(title(fl))}</th><td>${esc(I18N.choice(lang, fl, props[fl.name]))}</td></tr>`).join("");
+    return `<div class="popup" data-collection="${esc(info.id)}" lang="${lang}"><h3>${esc(title(info))}</h3><table>${rows}</table></div>`;
+  }
   const interactive = () => map.getStyle().layers.filter((l) => l.metadata && l.metadata["huegis:collection"] && l.type !== "symbol" && !(l.type === "line" && l.source !== "wards")).map((l) => l.id);
   map.on("click", (e) => {
     const hits = map.queryRenderedFeatures(e.point, { layers: interactive() });
@@ -103,11 +111,10 @@
     hits.sort((a, b) => (a.geometry.type.includes("Point") ? 0 : 1) - (b.geometry.type.includes("Point") ? 0 : 1));
     const f = hits[0];
     const info = legendInfo.find((l) => l.id === f.layer.metadata["huegis:collection"]);
-    const rows = info.fields.filter((fl) => f.properties[fl.name] !== undefined && f.properties[fl.name] !== null && f.properties[fl.name] !== "")
-      .map((fl) => `<tr><th scope="row">${esc(fl.title)}</th><td>${esc(f.properties[fl.name])}</td></tr>`).join("");
-    new maplibregl.Popup({ maxWidth: "320px" }).setLngLat(e.lngLat)
-      .setHTML(`<div class="popup" data-collection="${esc(info.id)}"><h3>${esc(title(info))}</h3><table>${rows}</table></div>`)
-      .addTo(map);
+    const props = f.properties;
+    popup = new maplibregl.Popup({ maxWidth: "320px" }).setLngLat(e.lngLat)
+      .setHTML(popupHtml(info, props)).addTo(map);
+    popup.huegis = { info, props };
   });
   map.on("mousemove", (e) => {
     const hits = map.getStyle() ? map.queryRenderedFeatures(e.point, { layers: interactive() }) : [];
@@ -182,6 +189,7 @@
     I18N.apply(lang);
     I18N.save(lang);
     renderSwitcher(); renderLegend(); updateSnippet();
+    if (popup && popup.isOpen()) popup.setHTML(popupHtml(popup.huegis.info, popup.huegis.props));
   }
   function setupChrome() {
     const sw = byId("lang-switch");

@@ -9,6 +9,16 @@
   const map = Hue.baseMap("map", { zoom: 14 });
   window.hueMap = map;
   window.huePlanner = { results: 0 };
+  // Layer and field titles, coded values (land use…) from the catalog, in the interface's language.
+  const LAYERS = Object.fromEntries(cfg.legend.map((l) => [l.id, l]));
+  const lang = () => Hue.state.lang;
+  const layerTitle = (id) => (LAYERS[id] ? HueI18n.title(lang(), LAYERS[id]) : id);
+  const fieldOf = (id, name) => (LAYERS[id] || { fields: [] }).fields.find((f) => f.name === name);
+  const valueText = (id, name, v) => HueI18n.choice(lang(), fieldOf(id, name), v);
+  function labelOptions() {
+    byId("collection").querySelectorAll("option").forEach((o) => { o.textContent = layerTitle(o.value); });
+  }
+  let lastHere = null, lastArea = null;
 
   function drawn() {
     const ring = vertices.length ? [...vertices, vertices[0]] : [];
@@ -31,17 +41,17 @@
   });
   map.on("click", async (e) => {
     if (drawing) { vertices.push([e.lngLat.lng, e.lngLat.lat]); byId("finish").disabled = vertices.length < 3; redraw(); return; }
-    try { showHere(await api(`/query/whats-here?lon=${e.lngLat.lng.toFixed(6)}&lat=${e.lngLat.lat.toFixed(6)}`)); }
+    try { showHere(await api(`/query/whats-here?lon=${e.lngLat.lng.toFixed(6)}&lat=${e.lngLat.lat.toFixed(6)}`)); window.huePlanner.results += 1; }
     catch (err) { byId("error").textContent = err.message; }
   });
   function showHere(r) {
     byId("error").textContent = "";
-    const rows = [["ward", r.ward ? r.ward.name : "–"], ["flood depth (m)", num(r.flood_depth_m, 2)], ["elevation (m)", num(r.elevation_m, 1)],
-      ["parcels", (r.parcels || []).map((p) => `${p.properties.parcel_no} (${p.properties.land_use})`).join(", ") || "–"],
-      ["construction", (r.construction || []).length]];
-    for (const [k, f] of Object.entries(r.nearest || {})) if (f) rows.push([`nearest ${k}`, `${f.properties.name} — ${num(f.properties.distance_m)} m`]);
+    lastHere = r;
+    const rows = [[t("f_ward_name"), r.ward ? r.ward.name : "–"], [t("p_flood_depth"), num(r.flood_depth_m, 2)], [t("p_elevation"), num(r.elevation_m, 1)],
+      [layerTitle("parcels"), (r.parcels || []).map((p) => `${p.properties.parcel_no} (${valueText("parcels", "land_use", p.properties.land_use)})`).join(", ") || "–"],
+      [layerTitle("construction"), (r.construction || []).length]];
+    for (const [k, f] of Object.entries(r.nearest || {})) if (f) rows.push([`${t("nearest")}: ${layerTitle(k)}`, `${f.properties.name} — ${num(f.properties.distance_m)} m`]);
     byId("here").innerHTML = `<h2>${esc(t("whats_here"))}</h2><table class="detail">${rows.map(([k, v]) => `<tr><th scope="row">${esc(k)}</th><td>${esc(v)}</td></tr>`).join("")}</table>`;
-    window.huePlanner.results += 1;
   }
   async function analyse() {
     byId("error").textContent = "";
@@ -51,21 +61,27 @@
         api("/query/intersects?limit=1", { method: "POST", json: { collection, geometry: area } }),
         api("/query/flood-exposure?limit=10", { method: "POST", json: { geometry: area } })]);
       const s = inter.summary;
-      const klass = Object.keys(inter).find((k) => k.startsWith("by_"));
-      const groups = klass ? inter[klass] : [];
-      const ft = flood.totals;
-      byId("area").innerHTML = `<h2>${esc(t("area_results"))}</h2>` +
-        `<table class="detail"><tr><th scope="row">area (m²)</th><td>${num(s.query_area_m2)}</td></tr>` +
-        `<tr><th scope="row">${esc(collection)}</th><td id="r-count">${num(s.count)}</td></tr>` +
-        `<tr><th scope="row">intersection (m²)</th><td>${num(s.intersection_area_m2)}</td></tr></table>` +
-        (groups.length ? `<table class="detail">${groups.map((g) => `<tr><th scope="row">${esc(Object.values(g)[0])}</th><td>${num(g.count)}</td><td>${num(g.intersection_m2)} m²</td></tr>`).join("")}</table>` : "") +
-        `<h2>${esc(t("flood_results"))}</h2><table class="detail">` +
-        `<tr><th scope="row">flooded parcels</th><td id="r-flooded">${num(ft.flooded_parcels)} / ${num(ft.parcels)}</td></tr>` +
-        `<tr><th scope="row">flooded area (m²)</th><td>${num(ft.flooded_area_m2)}</td></tr>` +
-        `<tr><th scope="row">mean / max depth (m)</th><td>${num(ft.mean_depth_m, 2)} / ${num(ft.max_depth_m, 2)}</td></tr></table>`;
+      lastArea = { collection, inter, flood };
+      showArea(lastArea);
       byId("exports").hidden = false;
       window.huePlanner.results += 1;
     } catch (err) { byId("error").textContent = err.message; }
+  }
+  function showArea({ collection, inter, flood }) {
+    const s = inter.summary;
+    const klass = Object.keys(inter).find((k) => k.startsWith("by_"));
+    const groups = klass ? inter[klass] : [];
+    const byField = klass ? klass.slice(3) : null;  // by_land_use: grouped by the land_use field
+    const ft = flood.totals;
+    byId("area").innerHTML = `<h2>${esc(t("area_results"))}</h2>` +
+      `<table class="detail"><tr><th scope="row">${esc(t("p_query_area"))}</th><td>${num(s.query_area_m2)}</td></tr>` +
+      `<tr><th scope="row">${esc(layerTitle(collection))}</th><td id="r-count">${num(s.count)}</td></tr>` +
+      `<tr><th scope="row">${esc(t("p_intersection"))}</th><td>${num(s.intersection_area_m2)}</td></tr></table>` +
+      (groups.length ? `<table class="detail">${groups.map((g) => `<tr><th scope="row">${esc(valueText(collection, byField, Object.values(g)[0]))}</th><td>${num(g.count)}</td><td>${num(g.intersection_m2)} m²</td></tr>`).join("")}</table>` : "") +
+      `<h2>${esc(t("flood_results"))}</h2><table class="detail">` +
+      `<tr><th scope="row">${esc(t("p_flooded_parcels"))}</th><td id="r-flooded">${num(ft.flooded_parcels)} / ${num(ft.parcels)}</td></tr>` +
+      `<tr><th scope="row">${esc(t("p_flooded_area"))}</th><td>${num(ft.flooded_area_m2)}</td></tr>` +
+      `<tr><th scope="row">${esc(t("p_depth"))}</th><td>${num(ft.mean_depth_m, 2)} / ${num(ft.max_depth_m, 2)}</td></tr></table>`;
   }
   function setArea(geom) {
     area = geom; drawing = false; vertices = [];
@@ -108,5 +124,6 @@
       document.body.appendChild(a); a.click(); a.remove();
     } catch (err) { byId("error").textContent = err.message; }
   });
-  Hue.setupLang();
+  labelOptions();
+  Hue.setupLang(() => { labelOptions(); if (lastHere) showHere(lastHere); if (lastArea) showArea(lastArea); });
 })();
