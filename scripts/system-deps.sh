@@ -24,27 +24,47 @@ python3 -c 'import sysconfig,os,sys; sys.exit(0 if os.path.exists(os.path.join(s
 command -v ogr2ogr >/dev/null 2>&1 || need+=(gdal-bin)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
-command -v npm >/dev/null 2>&1 || need+=(npm)  # MapLibre GL JS for the web map (make web)
+# MapLibre GL JS and the style validator (make web): Node.js 18 or later and npm. Debian 12's
+# nodejs 18.20 and npm 9.2 work (npm ci and the validator checked under Node 18 and npm 9.2).
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+if command -v node >/dev/null 2>&1 \
+    && [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 18 ]; then
+  echo "Node.js $(node --version) is too old for web/ (MapLibre GL JS 5 needs 18 or later):" \
+    "install Debian 12's nodejs and npm, or Node.js 18+ from nodejs.org" >&2
+  exit 1
+fi
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+# QGIS 3.22 for the desktop-client tests (OAPIF, WMS, vector tiles; tests/api/test_qgis.py):
+# the Python bindings and the provider plugins only, without recommends (no desktop, no GUI).
+lean=()
+ls /usr/lib/python3/dist-packages/qgis/_core*.so >/dev/null 2>&1 || lean+=(python3-qgis)
+[ -e /usr/lib/qgis/plugins/libprovider_wfs.so ] && [ -e /usr/lib/qgis/plugins/libprovider_wms.so ] \
+  || lean+=(qgis-providers)
 if [ "${1:-}" = "--bench" ]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
 fi
 
-if [ ${#need[@]} -eq 0 ]; then
+if [ ${#need[@]} -eq 0 ] && [ ${#lean[@]} -eq 0 ]; then
   exit 0
 fi
 # de-duplicate
-mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+[ ${#need[@]} -eq 0 ] || mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+all=("${need[@]}" "${lean[@]}")
 
 if [ "$(id -u)" -eq 0 ]; then
-  echo "Installing system packages: ${need[*]}"
+  echo "Installing system packages: ${all[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${need[@]}" >/dev/null
+  [ ${#need[@]} -eq 0 ] || apt-get install -y -qq "${need[@]}" >/dev/null
+  [ ${#lean[@]} -eq 0 ] || apt-get install -y -qq --no-install-recommends "${lean[@]}" >/dev/null
 else
-  echo "Missing system packages: ${need[*]}" >&2
+  echo "Missing system packages: ${all[*]}" >&2
   echo "Install them with:" >&2
-  echo "  sudo apt-get update && sudo apt-get install -y ${need[*]}" >&2
+  cmd="sudo apt-get update"
+  [ ${#need[@]} -eq 0 ] || cmd+=" && sudo apt-get install -y ${need[*]}"
+  [ ${#lean[@]} -eq 0 ] || cmd+=" && sudo apt-get install -y --no-install-recommends ${lean[*]}"
+  echo "  $cmd" >&2
   exit 1
 fi
