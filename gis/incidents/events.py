@@ -13,6 +13,10 @@ from gis.incidents import check_text
 
 # The NOTIFY channel of the live feed (payload: event id, incident id, ward, category, kind).
 CHANNEL = "huegis_incident_events"
+# The NOTIFY of one event, over SQL expressions of its values (to run inside a statement).
+NOTIFY_SQL = (f"pg_notify('{CHANNEL}', json_build_object('id', {{event}}, "
+              "'incident_id', {incident}::bigint, 'kind', {kind}::text, "
+              "'ward_code', {ward}::text, 'category', {category}::text)::text)")
 
 
 async def record(conn: asyncpg.Connection, incident: asyncpg.Record | dict, actor: str,
@@ -24,9 +28,9 @@ async def record(conn: asyncpg.Connection, incident: asyncpg.Record | dict, acto
     row = await conn.fetchrow(
         "WITH e AS (INSERT INTO incident_events (incident_id, actor, kind, from_status, "
         "to_status, note, data) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) RETURNING id) "
-        "SELECT e.id, pg_notify($8, json_build_object('id', e.id, 'incident_id', $1::bigint, "
-        "'kind', $3::text, 'ward_code', $9::text, 'category', $10::text)::text) FROM e",
+        "SELECT e.id, " + NOTIFY_SQL.format(event="e.id", incident="$1", kind="$3",
+                                             ward="$8", category="$9") + " FROM e",
         incident["id"], actor, kind, from_status, to_status, note,
-        json.dumps(data or {}, ensure_ascii=False, default=str), CHANNEL,
+        json.dumps(data or {}, ensure_ascii=False, default=str),
         incident["ward_code"], incident["category"])
     return int(row["id"])

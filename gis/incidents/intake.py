@@ -23,26 +23,85 @@ from gis.incidents import (
     PRIORITIES,
     check_text,
 )
-from gis.incidents.events import record
-from gis.incidents.routing import Ward, check_lonlat, route
+from gis.incidents.events import NOTIFY_SQL
+from gis.incidents.routing import (
+    TOLERANCE_M,
+    Ward,
+    check_lonlat,
+    route,
+    route_sql,
+    tolerance_deg,
+)
 from gis.workdays import LOCAL_TZ, due_at
 
 MAX_DESCRIPTION = 4000
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9 .()-]{6,20}$")
 
-# Everything a report row shows, with its position and ward name (aliases: i incidents).
-REPORT_SELECT = """
-SELECT i.id, i.ref, i.category, i.description, i.status, i.priority, i.channel, i.address,
-       i.ward_code, w.name AS ward_name, i.reporter_name, i.reporter_phone, i.reporter_email,
-       i.sla_due_at, i.resolved_at, i.rating, i.source, i.created_at, i.updated_at, i.token,
-       i.assignee, i.duplicate_of, d.ref AS duplicate_of_ref, i.device_id, i.account_id,
-       i.attributes, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,
+# Everything a report row shows (alias i: incidents), then its ward's name, the reference of
+# its master report and its public position.
+_COLUMNS = """i.id, i.ref, i.category, i.description, i.status, i.priority, i.channel, i.address,
+       i.ward_code, i.reporter_name, i.reporter_phone, i.reporter_email, i.sla_due_at,
+       i.resolved_at, i.rating, i.source, i.created_at, i.updated_at, i.token, i.assignee,
+       i.duplicate_of, i.device_id, i.account_id, i.attributes, ST_X(i.geom) AS lon,
+       ST_Y(i.geom) AS lat"""
+REPORT_SELECT = f"""
+SELECT {_COLUMNS}, w.name AS ward_name, d.ref AS duplicate_of_ref,
        ST_X(p.geom) AS public_lon, ST_Y(p.geom) AS public_lat
 FROM incidents i
 JOIN incidents_public p ON p.id = i.id
 LEFT JOIN admin_units w ON w.gso_code = i.ward_code
 LEFT JOIN incidents d ON d.id = i.duplicate_of
+"""
+# Earlier reports of category $1 within $6 m (geodesic) of ($2, $3) and $5 days before $4,
+# not themselves duplicates (nor report $7), the nearest first, $8 at most.
+_DUPLICATES = """
+SELECT i.id, i.ref, i.status, i.created_at,
+       ST_Distance(i.geom::geography, ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography)
+         AS distance_m
+FROM incidents i
+WHERE i.category = $1 AND i.status <> 'duplicate'
+  AND i.created_at BETWEEN $4::timestamptz - make_interval(days => $5) AND $4::timestamptz
+  AND i.geom && ST_Expand(ST_SetSRID(ST_MakePoint($2, $3), 4326), 0.005)
+  AND ST_DWithin(i.geom::geography, ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography, $6)
+  AND ($7::bigint IS NULL OR i.id <> $7)
+ORDER BY distance_m, i.created_at LIMIT $8
+"""
+# A new report in one statement (one round trip, committed on its own unless inside a
+# transaction): route the point (no row when it is outside Huế), insert the report, find its
+# duplicate candidates, append its first event with them, notify the live feed, make the
+# commit durable (synchronous_commit on for this transaction: nothing accepted is lost), and
+# return the report. $1–$8 as in _DUPLICATES (the point, category, time), $9–$10 the routing
+# tolerance (m, degrees), then the report's values.
+_FILE = f"""
+WITH w AS ({route_sql("$2", "$3", "$9", "$10")}),
+n AS (SELECT nextval(pg_get_serial_sequence('incidents', 'id')) AS id),
+ins AS (
+  INSERT INTO incidents (id, ref, category, description, status, priority, channel, address,
+    ward_code, reporter_name, reporter_phone, reporter_email, sla_due_at, source, created_at,
+    updated_at, token, device_id, account_id, attributes, geom)
+  SELECT n.id, 'PA-' || $11::text || '-' || CASE WHEN n.id >= 1000000 THEN n.id::text
+         ELSE lpad(n.id::text, 7, '0') END,
+         $1, $12, 'received', $13, $14, $15, w.gso_code, $16, $17, $18, $19, 'report', $4, $4,
+         $20, $21, $22, $23::jsonb, ST_SetSRID(ST_MakePoint($2, $3), 4326)
+  FROM n, w RETURNING *),
+dups AS ({_DUPLICATES}),
+ev AS (
+  INSERT INTO incident_events (incident_id, actor, kind, from_status, to_status, data)
+  SELECT ins.id, $24, 'received', NULL, 'received', jsonb_build_object(
+           'channel', $14::text, 'ward_code', w.gso_code,
+           'distance_m', round(w.distance_m::numeric, 1),
+           'duplicate_candidates', coalesce((SELECT jsonb_agg(ref ORDER BY distance_m,
+                                                              created_at) FROM dups), '[]'))
+  FROM ins, w RETURNING id, incident_id),
+nt AS (SELECT {NOTIFY_SQL.format(event="ev.id", incident="ev.incident_id", kind="'received'",
+                                 ward="ins.ward_code", category="ins.category")}
+       FROM ev, ins),
+durable AS (SELECT set_config('synchronous_commit', 'on', true))
+SELECT {_COLUMNS}, w.name AS ward_name, NULL::text AS duplicate_of_ref,
+       ST_X(i.geom_public) AS public_lon, ST_Y(i.geom_public) AS public_lat,
+       (SELECT count(*) FROM nt) + (SELECT count(*) FROM durable) AS done
+FROM ins i, w
 """
 
 
@@ -135,19 +194,8 @@ async def duplicate_candidates(conn: asyncpg.Connection | asyncpg.Pool, category
                                exclude_id: int | None = None, limit: int = 5) -> list[dict]:
     """Earlier reports of the same category within 250 m (geodesic) and 14 days before ``at``,
     that are not themselves duplicates: the nearest first."""
-    rows = await conn.fetch(
-        """
-        WITH p AS (SELECT ST_SetSRID(ST_MakePoint($2, $3), 4326) AS g)
-        SELECT i.id, i.ref, i.status, i.created_at,
-               ST_Distance(i.geom::geography, p.g::geography) AS distance_m
-        FROM incidents i, p
-        WHERE i.category = $1 AND i.status <> 'duplicate'
-          AND i.created_at BETWEEN $4::timestamptz - make_interval(days => $5) AND $4::timestamptz
-          AND i.geom && ST_Expand(p.g, 0.005)
-          AND ST_DWithin(i.geom::geography, p.g::geography, $6)
-          AND ($7::bigint IS NULL OR i.id <> $7)
-        ORDER BY distance_m, i.created_at LIMIT $8
-        """, category, lon, lat, at, DUPLICATE_DAYS, DUPLICATE_RADIUS_M, exclude_id, limit)
+    rows = await conn.fetch(_DUPLICATES, category, lon, lat, at, DUPLICATE_DAYS,
+                            DUPLICATE_RADIUS_M, exclude_id, limit)
     return [{"id": r["id"], "ref": r["ref"], "status": r["status"],
              "created_at": r["created_at"].isoformat(),
              "distance_m": round(float(r["distance_m"]), 1)} for r in rows]
@@ -156,7 +204,8 @@ async def duplicate_candidates(conn: asyncpg.Connection | asyncpg.Pool, category
 async def create_report(pool: asyncpg.Pool, report: NewReport, actor: str,
                         idempotency_key: str | None = None) -> tuple[asyncpg.Record, bool]:
     """File a report: validated, placed, routed, given its due date and token, its duplicate
-    candidates noted in the first event, committed with that event in one transaction.
+    candidates noted in the first event, committed durably with that event (one statement,
+    one round trip) before the answer.
 
     With ``idempotency_key`` a retry returns the first report (``created`` False) instead of
     filing a twin; the same key with another request is a 409.
@@ -168,66 +217,47 @@ async def create_report(pool: asyncpg.Pool, report: NewReport, actor: str,
     report.validate()
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise InvalidParameter("Idempotency-Key: 1 to 200 characters")
+    if not idempotency_key:
+        return await _file(pool, report, actor), True
     fingerprint = report.fingerprint()
-    if idempotency_key:
-        existing = await _replayed(pool, idempotency_key, fingerprint)
-        if existing is not None:
-            return existing, False
-    lon, lat, ward = await locate(pool, report)
-    try:
-        return await _insert(pool, report, actor, idempotency_key, fingerprint, lon, lat,
-                             ward), True
-    except _Replay:
-        replay = await _replayed(pool, idempotency_key or "", fingerprint)
-        assert replay is not None
-        return replay, False
-
-
-async def _insert(pool: asyncpg.Pool, report: NewReport, actor: str, idempotency_key: str | None,
-                  fingerprint: str, lon: float, lat: float, ward: Ward) -> asyncpg.Record:
+    existing = await _replayed(pool, idempotency_key, fingerprint)
+    if existing is not None:
+        return existing, False
     async with pool.acquire() as conn, conn.transaction():
-        if idempotency_key:
-            got = await conn.fetchval(
-                "INSERT INTO incident_idempotency (key, request_hash) VALUES ($1, $2) "
-                "ON CONFLICT (key) DO NOTHING RETURNING key", idempotency_key, fingerprint)
-            if got is None:  # a concurrent twin committed first
-                raise _Replay
-        now = dt.datetime.now(dt.UTC)
-        due = due_at(now, report.category, report.priority == "urgent")
-        token = secrets.token_urlsafe(18)
-        # Reference: year (local time) and id, 'PA-2026-0001234'.
-        new_id = await conn.fetchval(
-            """
-            WITH n AS (SELECT nextval(pg_get_serial_sequence('incidents', 'id')) AS id)
-            INSERT INTO incidents (id, ref, category, description, status, priority, channel,
-              address, ward_code, reporter_name, reporter_phone, reporter_email, sla_due_at,
-              source, created_at, updated_at, token, device_id, account_id, attributes, geom)
-            SELECT n.id, 'PA-' || $1::text || '-' || CASE WHEN n.id >= 1000000 THEN n.id::text
-                   ELSE lpad(n.id::text, 7, '0') END,
-                   $2, $3, 'received', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14,
-                   $15, $16, $17::jsonb, ST_SetSRID(ST_MakePoint($18, $19), 4326)
-            FROM n RETURNING id
-            """, str(now.astimezone(LOCAL_TZ).year), report.category, report.description,
-            report.priority, report.channel, report.address, ward.code, report.reporter_name,
-            report.reporter_phone, report.reporter_email, due, "report", now, token,
-            report.device_id, report.account_id,
-            json.dumps(report.attributes, ensure_ascii=False), lon, lat)
-        dups = await duplicate_candidates(conn, report.category, lon, lat, now,
-                                          exclude_id=new_id)
-        incident = {"id": new_id, "ward_code": ward.code, "category": report.category}
-        await record(conn, incident, actor, "received", None, "received",
-                     data={"channel": report.channel, "ward_code": ward.code,
-                           "distance_m": round(ward.distance_m, 1),
-                           "duplicate_candidates": [d["ref"] for d in dups]})
-        if idempotency_key:
+        got = await conn.fetchval(
+            "INSERT INTO incident_idempotency (key, request_hash) VALUES ($1, $2) "
+            "ON CONFLICT (key) DO NOTHING RETURNING key", idempotency_key, fingerprint)
+        if got is not None:
+            row = await _file(conn, report, actor)
             await conn.execute("UPDATE incident_idempotency SET incident_id = $2 WHERE key = $1",
-                               idempotency_key, new_id)
-        row = await fetch_report(conn, str(new_id))
+                               idempotency_key, row["id"])
+            return row, True
+    # a concurrent twin committed first
+    replay = await _replayed(pool, idempotency_key, fingerprint)
+    assert replay is not None
+    return replay, False
+
+
+async def _file(conn: asyncpg.Connection | asyncpg.Pool, report: NewReport, actor: str
+                ) -> asyncpg.Record:
+    """Insert the report with its first event (``_FILE``); a point outside Huế is refused
+    with the router's own message."""
+    lon, lat = report.lon, report.lat
+    if lon is None or lat is None:
+        lon, lat, _ = await locate(conn, report)
+    now = dt.datetime.now(dt.UTC)
+    row = await conn.fetchrow(
+        _FILE, report.category, lon, lat, now, DUPLICATE_DAYS, DUPLICATE_RADIUS_M, None, 5,
+        TOLERANCE_M, tolerance_deg(TOLERANCE_M), str(now.astimezone(LOCAL_TZ).year),
+        report.description, report.priority, report.channel, report.address,
+        report.reporter_name, report.reporter_phone, report.reporter_email,
+        due_at(now, report.category, report.priority == "urgent"), secrets.token_urlsafe(18),
+        report.device_id, report.account_id,
+        json.dumps(report.attributes, ensure_ascii=False), actor)
+    if row is None:
+        await route(conn, lon, lat)  # raises OutsideHue
+        raise AssertionError("a routed report was not filed")
     return row
-
-
-class _Replay(Exception):
-    pass
 
 
 async def _replayed(pool: asyncpg.Pool, key: str, fingerprint: str) -> asyncpg.Record | None:

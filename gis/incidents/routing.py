@@ -13,10 +13,10 @@ from gis.errors import InvalidParameter, OutsideHue
 TOLERANCE_M = 200.0
 
 # ward_pieces: the wards subdivided (migration 0006). Inside a ward: the piece containing the
-# point (on a shared border the lower code); else the nearest piece within $3 metres
-# (geodesic), $4 degrees bounding the index search generously.
+# point (on a shared border the lower code); else the nearest piece within tolerance metres
+# (geodesic), a bounding box of tolerance degrees narrowing the index search generously.
 _ROUTE = """
-WITH p AS (SELECT ST_SetSRID(ST_MakePoint($1, $2), 4326) AS g),
+WITH p AS (SELECT ST_SetSRID(ST_MakePoint({lon}, {lat}), 4326) AS g),
 inside AS (
   SELECT w.gso_code, w.name, 0.0::float8 AS distance_m FROM ward_pieces w, p
   WHERE ST_Intersects(w.geom, p.g) ORDER BY w.gso_code LIMIT 1)
@@ -24,11 +24,22 @@ SELECT * FROM inside
 UNION ALL
 (SELECT w.gso_code, w.name, ST_Distance(w.geom::geography, p.g::geography) AS distance_m
  FROM ward_pieces w, p
- WHERE NOT EXISTS (SELECT 1 FROM inside) AND w.geom && ST_Expand(p.g, $4)
-   AND ST_DWithin(w.geom::geography, p.g::geography, $3)
+ WHERE NOT EXISTS (SELECT 1 FROM inside) AND w.geom && ST_Expand(p.g, {tol_deg})
+   AND ST_DWithin(w.geom::geography, p.g::geography, {tol_m})
  ORDER BY 3, 1 LIMIT 1)
 LIMIT 1
 """
+
+
+def route_sql(lon: str, lat: str, tol_m: str, tol_deg: str) -> str:
+    """The routing query (gso_code, name, distance_m; no row outside Huế) over the given
+    parameter placeholders, to run alone or inside a larger statement."""
+    return _ROUTE.format(lon=lon, lat=lat, tol_m=tol_m, tol_deg=tol_deg)
+
+
+def tolerance_deg(tolerance_m: float) -> float:
+    """Degrees that surely cover ``tolerance_m`` metres around Huế (the index's box)."""
+    return tolerance_m / 90_000 + 1e-4
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,8 @@ async def route(conn: asyncpg.Connection | asyncpg.Pool, lon: float, lat: float,
     ``tolerance_m`` metres (geodesic) from every ward.
     """
     lon, lat = check_lonlat(lon, lat)
-    row = await conn.fetchrow(_ROUTE, lon, lat, tolerance_m, tolerance_m / 90_000 + 1e-4)
+    row = await conn.fetchrow(route_sql("$1", "$2", "$3", "$4"), lon, lat, tolerance_m,
+                              tolerance_deg(tolerance_m))
     if row is None:
         raise OutsideHue(f"the location ({lat:.6f}, {lon:.6f}) is outside Huế City (more than "
                          f"{tolerance_m:.0f} m from every ward)")

@@ -1,6 +1,8 @@
-"""Dashboard figures of the operations center, from the daily rollup ``incident_daily``
-(kept exact by statement triggers, migration 0006) and, for medians and hexagons, from the
-reports themselves.
+"""Dashboard figures of the operations center, from rollups kept exact by statement triggers:
+counts, shares and means from ``incident_rollup_month``/``incident_rollup_day`` (migration
+0006); the exact median time to resolve from the histograms ``incident_resolve_hist`` and the
+reports of the median's bucket only; hexagon heatmaps from ``incident_hex_rollup`` (migration
+0009) and the reports of the days at a period's edges.
 
 Definitions (also in docs/incidents.md); a report counts on the local (UTC+07:00) day it was
 filed, ``from`` and ``to`` are inclusive local days:
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from dataclasses import dataclass
 
 import asyncpg
@@ -139,15 +140,7 @@ async def figures(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
         GROUP BY key HAVING sum(n) <> 0 ORDER BY key
         """, dim, q.start, q.end, q.ward, q.category,
         months[0] if months else None, months[1] if months else None, months is not None)
-    medians: dict = {}
-    if median:
-        where_i, args_i = q.where()
-        med = await conn.fetch(
-            f"SELECT {_RAW_KEY[q.group_by]} AS key, percentile_cont(0.5) WITHIN GROUP "
-            "(ORDER BY extract(epoch FROM i.resolved_at - i.created_at)) AS m "
-            "FROM incidents i WHERE i.status = 'resolved' AND i.resolved_at IS NOT NULL "
-            f"AND {where_i} GROUP BY 1", *args_i)
-        medians = {r["key"]: r["m"] for r in med}
+    medians = await _medians(conn, q) if median else {}
     out = []
     for r in rows:
         key = r["key"]
@@ -169,56 +162,273 @@ async def figures(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
     return out
 
 
+
+# --- Periods: whole years and months from the rollups, the days at the edges from reports ---
+
+_FAR_PAST, _FAR_FUTURE = dt.date(1, 1, 1), dt.date(9999, 12, 31)
+_EARLIEST, _LATEST = dt.date(1900, 1, 1), dt.date(9000, 1, 1)
+_LOCAL_TZ = dt.timezone(dt.timedelta(hours=7))  # Asia/Ho_Chi_Minh (no daylight saving)
+
+
+def _floor(day: dt.date, grain: str) -> dt.date:
+    return day.replace(month=1, day=1) if grain == "y" else day.replace(day=1)
+
+
+def _ceil(day: dt.date, grain: str) -> dt.date:
+    first = _floor(day, grain)
+    if first == day:
+        return day
+    return first.replace(year=first.year + 1) if grain == "y" else _next_month(first)
+
+
+def split_period(start: dt.date | None, end: dt.date | None, grains: str
+                 ) -> tuple[list[tuple[str, dt.date, dt.date]], list[tuple[dt.date, dt.date]]]:
+    """Cover the local days [start, end] (inclusive; None: unbounded) with whole periods of
+    the coarsest ``grains`` first ('y' years, 'm' months, 'd' days, coarsest first), and what
+    is left as day ranges. Periods are [first, end) pairs.
+
+    >>> segs, days = split_period(dt.date(2023, 3, 15), dt.date(2025, 10, 10), "ym")
+    >>> [(g, a.isoformat(), b.isoformat()) for g, a, b in segs]  # doctest: +NORMALIZE_WHITESPACE
+    [('y', '2024-01-01', '2025-01-01'), ('m', '2023-04-01', '2024-01-01'),
+     ('m', '2025-01-01', '2025-10-01')]
+    >>> [(a.isoformat(), b.isoformat()) for a, b in days]
+    [('2023-03-15', '2023-04-01'), ('2025-10-01', '2025-10-11')]
+    >>> split_period(None, None, "y")
+    ([('y', datetime.date(1, 1, 1), datetime.date(9999, 12, 31))], [])
+    """
+    lo = start or _FAR_PAST
+    hi = end + dt.timedelta(days=1) if end else _FAR_FUTURE
+    segs: list[tuple[str, dt.date, dt.date]] = []
+    rest = [(lo, hi)]
+    for grain in grains:
+        if grain == "d":
+            segs += [("d", a, b) for a, b in rest]
+            return segs, []
+        left = []
+        for a, b in rest:
+            first = a if a == _FAR_PAST else _ceil(a, grain)
+            last = b if b == _FAR_FUTURE else _floor(b, grain)
+            if first < last:
+                segs.append((grain, first, last))
+                left += [(x, y) for x, y in ((a, first), (last, b)) if x < y]
+            else:
+                left.append((a, b))
+        rest = left
+    return segs, rest
+
+
+def _local_start(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=_LOCAL_TZ)
+
+
+def _ranges(days: list[tuple[dt.date, dt.date]]) -> list[dt.datetime | None]:
+    """Up to two local day ranges as four timestamps (None for a range not used)."""
+    assert len(days) <= 2
+    out: list[dt.datetime | None] = []
+    for a, b in days:  # (the far past and future clamped to what timestamps hold)
+        out += [_local_start(max(a, _EARLIEST)), _local_start(min(b, _LATEST))]
+    return out + [None] * (4 - len(out))
+
+
+_IN_RANGES = ("((i.created_at >= $1 AND i.created_at < $2) OR "
+              "(i.created_at >= $3 AND i.created_at < $4))")
+
+
+def _level(q: StatsQuery) -> tuple[int, str | None, str | None]:
+    """The rollups' level for a query (1: per ward, 2: per category, 3: both, 0: neither)
+    and the ward and category a row must have (None: any, each row a group)."""
+    by_ward = q.ward is not None or q.group_by == "ward"
+    by_cat = q.category is not None or q.group_by == "category"
+    ward = q.ward if q.ward is not None else (None if by_ward else "*")
+    cat = q.category if q.category is not None else (None if by_cat else "*")
+    return int(by_ward) + 2 * int(by_cat), ward, cat
+
+
+# --- The exact median time to resolve ---
+
+# A group's key in incident_resolve_hist (alias h).
+_HIST_KEY = {"ward": "h.ward_code", "category": "h.category", "channel": "h.value",
+             "priority": "h.value", "status": "'resolved'", None: "'all'", "day": "h.period",
+             "week": "date_trunc('week', h.period)::date",
+             "month": "date_trunc('month', h.period)::date"}
+# Condition picking a group's reports while reading its median's bucket (t: the wanted rows).
+_GROUP_COND = {"ward": "coalesce(i.ward_code, '') = t.key", "category": "i.category = t.key",
+               "channel": "i.channel = t.key", "priority": "i.priority = t.key",
+               "day": "i.created_at >= t.t0 AND i.created_at < t.t1",
+               "status": "true", None: "true"}
+_GROUP_COND["week"] = _GROUP_COND["month"] = _GROUP_COND["day"]
+_RESOLVED = "i.status = 'resolved' AND i.resolved_at IS NOT NULL"
+_SECONDS = "huegis_resolve_s(i.created_at, i.resolved_at)"
+
+
+async def _histograms(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery
+                      ) -> dict[object, dict[int, int]]:
+    """Resolved reports per group and bucket of their time to resolve (migration 0009):
+    whole years and months (days for day and week groups) from ``incident_resolve_hist``,
+    the rest counted from the reports."""
+    lvl, ward, cat = _level(q)
+    dim = q.group_by if q.group_by in ("channel", "priority") else "all"
+    if q.group_by in ("day", "week"):
+        # The daily histogram exists for all wards (levels 0 and 2); else count the reports.
+        grains = "d" if lvl in (0, 2) else ""
+    else:
+        grains = "m" if q.group_by == "month" else "ym"
+        if lvl == 3 and dim != "all":
+            grains = ""  # per ward and category the rollup keeps no channel or priority
+    if grains:
+        segs, days = split_period(q.start, q.end, grains)
+    else:
+        segs, days = [], [(q.start or _FAR_PAST,
+                           q.end + dt.timedelta(days=1) if q.end else _FAR_FUTURE)]
+    hist: dict[object, dict[int, int]] = {}
+
+    def add(rows: list[asyncpg.Record]) -> None:
+        for r in rows:
+            h = hist.setdefault(r["key"], {})
+            h[r["b"]] = h.get(r["b"], 0) + int(r["n"])
+
+    if segs:
+        add(await conn.fetch(
+            f"""
+            SELECT {_HIST_KEY[q.group_by]} AS key, h.bucket AS b, sum(h.n) AS n
+            FROM unnest($1::text[], $2::date[], $3::date[]) AS s (grain, first, last)
+            JOIN incident_resolve_hist h ON h.grain = s.grain::"char" AND h.period >= s.first
+              AND h.period < s.last
+            WHERE h.dim = $4 AND h.lvl = $5 AND ($6::text IS NULL OR h.ward_code = $6)
+              AND ($7::text IS NULL OR h.category = $7)
+            GROUP BY 1, 2
+            """, [g for g, _, _ in segs], [a for _, a, _ in segs], [b for _, _, b in segs],
+            dim, lvl, ward, cat))
+    for i in range(0, len(days), 2):
+        where, args = q.where(5)
+        add(await conn.fetch(
+            f"SELECT {_RAW_KEY[q.group_by]} AS key, huegis_resolve_bucket({_SECONDS}) AS b, "
+            f"count(*) AS n FROM incidents i WHERE {_RESOLVED} AND {_IN_RANGES} AND {where} "
+            "GROUP BY 1, 2", *_ranges(days[i:i + 2]), *args))
+    return hist
+
+
+def _wanted(hist: dict[object, dict[int, int]]) -> list[tuple[object, int, int, int, int]]:
+    """For each group, the rows to read: (key, bucket, offset in the bucket, how many, rank
+    of the first). The median is the mean of ranks (n-1)//2 and n//2 (0-based).
+
+    >>> _wanted({"a": {3: 2, 5: 3, 9: 1}})
+    [('a', 5, 0, 2, 2)]
+    >>> _wanted({"b": {1: 2, 2: 2}})
+    [('b', 1, 1, 1, 1), ('b', 2, 0, 1, 2)]
+    """
+    out = []
+    for key, h in hist.items():
+        n = sum(h.values())
+        if n <= 0:
+            continue
+        lo, hi = (n - 1) // 2, n // 2
+        below = 0
+        for b in sorted(h):
+            c = h[b]
+            if c and below <= lo < below + c:
+                if hi < below + c:
+                    out.append((key, b, lo - below, hi - lo + 1, lo))
+                else:  # rank hi is the first of the next non-empty bucket
+                    nxt = min(x for x in h if x > b and h[x])
+                    out += [(key, b, lo - below, 1, lo), (key, nxt, 0, 1, hi)]
+                break
+            below += c
+    return out
+
+
+def _bounds(key: object, group_by: str | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    if not isinstance(key, dt.date):
+        return None, None
+    after = {"day": key + dt.timedelta(days=1), "week": key + dt.timedelta(days=7),
+             "month": _next_month(key)}[group_by or ""]
+    return _local_start(key), _local_start(after)
+
+
+async def _medians(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery) -> dict:
+    """The exact median seconds to resolve per group: the median's bucket from the
+    histograms, then only that bucket's reports of the group, read in order through an index
+    on (bucket, group, seconds) up to the median's rank."""
+    hist = await _histograms(conn, q)
+    wanted = _wanted(hist)
+    if not wanted:
+        return {}
+    where, args = q.where(7)
+    bounds = [_bounds(k, q.group_by) for k, *_ in wanted]
+    rows = await conn.fetch(
+        f"""
+        SELECT t.idx, v.s FROM unnest($1::text[], $2::int2[], $3::int[], $4::int[],
+                                      $5::timestamptz[], $6::timestamptz[])
+          WITH ORDINALITY AS t (key, b, off, cnt, t0, t1, idx)
+        CROSS JOIN LATERAL (
+          SELECT {_SECONDS} AS s FROM incidents i
+          WHERE {_RESOLVED} AND huegis_resolve_bucket({_SECONDS}) = t.b
+            AND {_GROUP_COND[q.group_by]} AND {where}
+          ORDER BY 1 OFFSET t.off LIMIT t.cnt) v
+        ORDER BY t.idx, v.s
+        """, [None if isinstance(k, dt.date) else str(k) for k, *_ in wanted],
+        [w[1] for w in wanted], [w[2] for w in wanted], [w[3] for w in wanted],
+        [b[0] for b in bounds], [b[1] for b in bounds], *args)
+    values: dict[object, list[float]] = {}
+    for r in rows:
+        values.setdefault(wanted[r["idx"] - 1][0], []).append(float(r["s"]))
+    out = {}
+    for key, vals in values.items():
+        n = sum(hist[key].values())
+        mid = vals[:1] if n % 2 else vals[:2]
+        out[key] = (mid[0] + mid[-1]) / 2
+    return out
+
+
+# --- Hexagon heatmaps ---
+
+# Hexagon edges (m) kept in incident_hex_rollup (migration 0009); others are refused.
+HEX_SIZES = (500, 1000, 2000, 5000)
+
+
 async def hexbins(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
                   size_m: float = 500.0) -> dict:
-    """A hexagon heatmap as a GeoJSON FeatureCollection: hexagons of ``size_m`` metres (edge)
-    of the ``ST_HexagonGrid``/``ST_Hexagon`` tiling of VN-2000 / TM-3 107-00 (EPSG:9214, origin
-    0,0), with the count of reports in each, from the public view (public-order points
-    rounded). Each point is counted once, in the hexagon whose centre is nearest (the cell
-    containing it); empty hexagons are left out.
-
-    Column ``i`` of the tiling is centred at x = 1.5·s·i, row ``j`` at
-    y = h·(2j + |i mod 2|) with h = s·√3/2. A point between the centres of columns c and c+1
-    lies in one of their hexagons: the one whose centre is nearer (ties: the lower column).
-    Coordinates come from the stored EPSG:9214 columns ``x9214``/``y9214`` (public-order
-    points rounded to 100 m as in ``incidents_public``): arithmetic only, no transform."""
-    if not 100 <= size_m <= 20_000:
-        raise InvalidParameter("size: hexagon edge in metres, 100 to 20000")
-    where, args = q.where(3)
+    """A hexagon heatmap as a GeoJSON FeatureCollection: hexagons of ``size_m`` metres (edge,
+    one of :data:`HEX_SIZES`) of the ``ST_HexagonGrid``/``ST_Hexagon`` tiling of VN-2000 /
+    TM-3 107-00 (EPSG:9214, origin 0,0), with the count of reports in each, at their public
+    locations (sensitive categories on the 100 m grid, as ``incidents_public`` shows them).
+    Each report is counted once, in the hexagon containing it (``huegis_hex_cell``); empty
+    hexagons are left out. Whole years and months come from ``incident_hex_rollup``, the
+    days at the edges of the period from the reports."""
+    if size_m not in HEX_SIZES:
+        raise InvalidParameter("size: hexagon edge in metres, one of "
+                               + ", ".join(str(s) for s in HEX_SIZES))
+    size = int(size_m)
+    lvl, ward, cat = _level(q)
+    segs, days = split_period(q.start, q.end, "ym")
+    where, args = q.where(10)
     row = await conn.fetchrow(
         f"""
-        WITH pts AS (
-          SELECT x, y, floor(x / (1.5 * $1::float8))::int AS c0
-          FROM (SELECT CASE WHEN i.category = 'public_order' THEN round(i.x9214 / 100) * 100
-                            ELSE i.x9214 END AS x,
-                       CASE WHEN i.category = 'public_order' THEN round(i.y9214 / 100) * 100
-                            ELSE i.y9214 END AS y
-                FROM incidents i WHERE {where}) p),
-        k AS (
-          SELECT c0, round((y / $2::float8 - abs(c0 % 2)) / 2)::int AS j0,
-                 round((y / $2::float8 - abs((c0 + 1) % 2)) / 2)::int AS j1, x, y FROM pts),
-        d AS (
-          SELECT c0, j0, j1,
-                 (x - 1.5 * $1::float8 * c0) ^ 2
-                   + (y - $2::float8 * (2 * j0 + abs(c0 % 2))) ^ 2 AS d0,
-                 (x - 1.5 * $1::float8 * (c0 + 1)) ^ 2
-                   + (y - $2::float8 * (2 * j1 + abs((c0 + 1) % 2))) ^ 2
-                   AS d1
-          FROM k),
-        cells AS (
-          SELECT CASE WHEN d0 <= d1 THEN c0 ELSE c0 + 1 END AS i,
-                 CASE WHEN d0 <= d1 THEN j0 ELSE j1 END AS j, count(*) AS n
-          FROM d GROUP BY 1, 2)
+        WITH cells AS (
+          SELECT ci, cj, sum(n) AS n FROM (
+            SELECT h.i AS ci, h.j AS cj, h.n
+            FROM unnest($5::text[], $6::date[], $7::date[]) AS s (grain, first, last)
+            JOIN incident_hex_rollup h ON h.grain = s.grain::"char" AND h.period >= s.first
+              AND h.period < s.last
+            WHERE h.size = $8 AND h.lvl = $9 AND h.ward_code = ${10 + len(args)}
+              AND h.category = ${11 + len(args)}
+            UNION ALL
+            SELECT c.i, c.j, 1 FROM incidents i
+            CROSS JOIN LATERAL huegis_hex_cell(huegis_public_m(i.category, i.x9214),
+                                               huegis_public_m(i.category, i.y9214), $8) c
+            WHERE i.x9214 IS NOT NULL AND {_IN_RANGES} AND {where}) u
+          GROUP BY 1, 2 HAVING sum(n) <> 0)
         SELECT json_build_object('type', 'FeatureCollection', 'features',
           coalesce(json_agg(json_build_object(
-            'type', 'Feature', 'id', c.i || ',' || c.j,
-            'geometry', ST_AsGeoJSON(ST_Transform(ST_SetSRID(ST_Hexagon($1, c.i, c.j), 9214),
+            'type', 'Feature', 'id', c.ci || ',' || c.cj,
+            'geometry', ST_AsGeoJSON(ST_Transform(ST_SetSRID(ST_Hexagon($8, c.ci, c.cj), 9214),
                                                   4326), 7)::json,
-            'properties', json_build_object('count', c.n, 'i', c.i, 'j', c.j))
-            ORDER BY c.i, c.j), '[]'::json))::text AS fc
+            'properties', json_build_object('count', c.n, 'i', c.ci, 'j', c.cj))
+            ORDER BY c.ci, c.cj), '[]'::json))::text AS fc
         FROM cells c
-        """, size_m, size_m * math.sqrt(3) / 2, *args)
+        """, *_ranges(days), [g for g, _, _ in segs], [a for _, a, _ in segs],
+        [b for _, _, b in segs], size, lvl, *args, ward, cat)
     out = json.loads(row["fc"])
-    out["size_m"] = size_m
+    out["size_m"] = size
     out["crs_of_grid"] = "EPSG:9214"
     return out

@@ -1,21 +1,226 @@
-"""Incident dashboard rollups (time-to-resolve histograms, hexagon rollups) maintained incrementally.
+"""Incident dashboard rollups (time-to-resolve histograms, hexagon rollups), kept incrementally.
+
+The exact median time to resolve and the hexagon heatmap at a million reports, without reading
+every report:
+
+- ``incident_resolve_hist``: how many resolved reports took a time in each *bucket*
+  (``huegis_resolve_bucket``: logarithmic, each bucket about 40 % wider than the one before),
+  per year, month and local day, per ward and category or all of them (``'*'``), and by one
+  dimension at a time (all, channel, priority). The median's bucket is found from these
+  counts; only the reports of that bucket are then read, through partial indexes on
+  (bucket, group column, created_at).
+- ``incident_hex_rollup``: reports counted in the hexagons of each size of
+  :data:`HEX_SIZES` (edge in metres, the ``ST_HexagonGrid`` tiling of EPSG:9214), per year and
+  month, per ward and category or all of them, from the *public* location (sensitive
+  categories snapped to the 100 m grid, as ``incidents_public`` shows them). The days at the
+  edges of a period are counted from the reports.
+
+Both are kept exact by statement-level triggers with transition tables on ``incidents`` (one
+upsert per INSERT/UPDATE/DELETE statement, COPY included); ``huegis_incident_dash_rebuild()``
+rebuilds them (after a TRUNCATE, or to check them).
 
 Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-30
 """
 
-from alembic import op  # noqa: F401
+from alembic import op
+
+from layers.incidents import SENSITIVE_CATEGORIES
 
 revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
 
+# Hexagon edges (m) kept in the rollup; gis.incidents.stats.HEX_SIZES must list the same.
+HEX_SIZES = (500, 1000, 2000, 5000)
+_TZ = "'Asia/Ho_Chi_Minh'"
+_SENSITIVE = "x.category IN (" + ", ".join(f"'{c}'" for c in SENSITIVE_CATEGORIES) + ")"
+# Periods of a row: local day, month, year (grain 'd', 'm', 'y'); levels: which of ward (1)
+# and category (2) a row keeps, the others being '*'.
+_PERIOD = {"d": "c.day", "m": "date_trunc('month', c.day)::date",
+           "y": "date_trunc('year', c.day)::date"}
+
+
+def _grains(grains: str) -> str:
+    rows = ", ".join(f"('{g}'::\"char\", {_PERIOD[g]})" for g in grains)
+    return f"CROSS JOIN LATERAL (VALUES {rows}) g (grain, period)"
+
+
+
+_LEVELS = "CROSS JOIN (VALUES (0::smallint), (1), (2), (3)) l (lvl)"
+_WARD = "CASE WHEN l.lvl IN (1, 3) THEN c.ward_code ELSE '*' END"
+_CAT = "CASE WHEN l.lvl IN (2, 3) THEN c.category ELSE '*' END"
+
+
+def _hist(source: str) -> str:
+    return f"""
+    INSERT INTO incident_resolve_hist AS r
+    SELECT g.grain, g.period, l.lvl, {_WARD}, {_CAT}, d.dim, d.value, c.bucket, sum(c.sgn)
+    FROM (SELECT (x.created_at AT TIME ZONE {_TZ})::date AS day,
+                 coalesce(x.ward_code, '') AS ward_code, x.category, x.channel, x.priority,
+                 huegis_resolve_bucket(huegis_resolve_s(x.created_at, x.resolved_at)) AS bucket,
+                 x.sgn
+          FROM ({source}) x WHERE x.status = 'resolved' AND x.resolved_at IS NOT NULL) c
+    {_grains('dmy')} {_LEVELS}
+    CROSS JOIN LATERAL (VALUES ('all', ''), ('channel', c.channel), ('priority', c.priority))
+      AS d (dim, value)
+    WHERE (g.grain <> 'd' OR (l.lvl IN (0, 2) AND d.dim = 'all')) AND (l.lvl < 3 OR d.dim = 'all')
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 HAVING sum(c.sgn) <> 0
+    ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
+    ON CONFLICT ON CONSTRAINT incident_resolve_hist_pkey DO UPDATE SET n = r.n + excluded.n;"""
+
+
+def _hex(source: str) -> str:
+    sizes = ", ".join(f"({s}::float8)" for s in HEX_SIZES)
+    return f"""
+    INSERT INTO incident_hex_rollup AS r
+    SELECT g.grain, g.period, l.lvl, {_WARD}, {_CAT}, s.size::int, h.i, h.j, sum(c.sgn)
+    FROM (SELECT (x.created_at AT TIME ZONE {_TZ})::date AS day,
+                 coalesce(x.ward_code, '') AS ward_code, x.category, x.sgn,
+                 huegis_public_m(x.category, x.x9214) AS px,
+                 huegis_public_m(x.category, x.y9214) AS py
+          FROM ({source}) x WHERE x.x9214 IS NOT NULL) c
+    CROSS JOIN (VALUES {sizes}) s (size)
+    CROSS JOIN LATERAL (SELECT * FROM huegis_hex_cell(c.px, c.py, s.size) OFFSET 0) h
+    {_grains('my')} {_LEVELS}
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 HAVING sum(c.sgn) <> 0
+    ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
+    ON CONFLICT ON CONSTRAINT incident_hex_rollup_pkey DO UPDATE SET n = r.n + excluded.n;"""
+
+
+_NEW = "SELECT *, 1 AS sgn FROM new_rows"
+_OLD = "SELECT *, -1 AS sgn FROM old_rows"
+_ALL = "SELECT *, 1 AS sgn FROM incidents"
+_S = "huegis_resolve_s(created_at, resolved_at)"
+_BUCKET = f"huegis_resolve_bucket({_S})"
+_COLS = ("created_at", "resolved_at", "ward_code", "category", "channel", "priority")
+# Partial indexes on the resolved reports (name: key). Reading the median's bucket of one group
+# walks (bucket, group, seconds) in order; day, week and month groups read (bucket, created_at);
+# the days at a period's edges read (created_at) (migration 0006) or (ward, created_at).
+_RESOLVED_INDEXES = {
+    "incidents_resolve_b_s": f"{_BUCKET}, {_S}",
+    "incidents_resolve_b_ward_s": f"{_BUCKET}, coalesce(ward_code, ''), {_S}",
+    "incidents_resolve_b_category_s": f"{_BUCKET}, category, {_S}",
+    "incidents_resolve_b_channel_s": f"{_BUCKET}, channel, {_S}",
+    "incidents_resolve_b_priority_s": f"{_BUCKET}, priority, {_S}",
+    "incidents_resolve_b_created": f"{_BUCKET}, created_at",
+    "incidents_resolved_ward_created": "coalesce(ward_code, ''), created_at",
+}
+
+
+def _index(name: str, key: str) -> str:
+    return (f"CREATE INDEX {name} ON incidents ({key}) INCLUDE ({', '.join(_COLS)}) "
+            "WHERE status = 'resolved';")
+
+
+UPGRADE = f"""
+-- Seconds from filing to resolution, and its histogram bucket: 0 up to 85 s, then bucket b
+-- from 60 s · 2^(b/2) (each ×1.41 wider than the one before), the last (48) from 31 years.
+CREATE FUNCTION huegis_resolve_s(created timestamptz, resolved timestamptz) RETURNS float8
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN extract(epoch FROM resolved - created)::float8;
+CREATE FUNCTION huegis_resolve_bucket(s float8) RETURNS smallint
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN least(greatest(floor(2 * ln(greatest(s, 60) / 60) / ln(2::float8)), 0), 48)::smallint;
+-- A coordinate (EPSG:9214 metres) as the public sees it: sensitive categories on the 100 m
+-- grid (ST_SnapToGrid rounds half to even, as round(float8) does).
+CREATE FUNCTION huegis_public_m(category text, v float8) RETURNS float8
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN CASE WHEN {_SENSITIVE.replace("x.category", "category")} THEN round(v / 100) * 100
+              ELSE v END;
+-- The hexagon (i, j) of the ST_HexagonGrid/ST_Hexagon tiling of edge s (origin 0,0)
+-- containing (x, y): column i is centred at x = 1.5·s·i, row j at y = h·(2j + |i mod 2|),
+-- h = s·√3/2. A point between the centres of columns c and c+1 lies in the hexagon of the
+-- nearer centre (ties: the lower column).
+CREATE FUNCTION huegis_hex_cell(x float8, y float8, s float8) RETURNS TABLE (i int, j int)
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN d0 <= d1 THEN c0 ELSE c0 + 1 END, CASE WHEN d0 <= d1 THEN j0 ELSE j1 END
+  FROM (SELECT c0, j0, j1,
+               (x - 1.5 * s * c0) ^ 2 + (y - h * (2 * j0 + abs(c0 % 2))) ^ 2 AS d0,
+               (x - 1.5 * s * (c0 + 1)) ^ 2 + (y - h * (2 * j1 + abs((c0 + 1) % 2))) ^ 2 AS d1
+        FROM (SELECT c0, h, round((y / h - abs(c0 % 2)) / 2)::int AS j0,
+                     round((y / h - abs((c0 + 1) % 2)) / 2)::int AS j1
+              FROM (SELECT floor(x / (1.5 * s))::int AS c0, s * sqrt(3::float8) / 2 AS h) a) b) c
+$$;
+
+CREATE TABLE incident_resolve_hist (
+  grain "char" NOT NULL CHECK (grain IN ('d', 'm', 'y')),
+  period date NOT NULL,
+  lvl smallint NOT NULL CHECK (lvl BETWEEN 0 AND 3),
+  ward_code text NOT NULL,
+  category text NOT NULL,
+  dim text NOT NULL CHECK (dim IN ('all', 'channel', 'priority')),
+  value text NOT NULL,
+  bucket smallint NOT NULL,
+  n bigint NOT NULL,
+  CONSTRAINT incident_resolve_hist_pkey
+    PRIMARY KEY (grain, dim, lvl, ward_code, category, value, period, bucket)
+);
+CREATE INDEX incident_resolve_hist_by_category ON incident_resolve_hist
+  (grain, dim, category, period) WHERE lvl = 3;
+CREATE TABLE incident_hex_rollup (
+  grain "char" NOT NULL CHECK (grain IN ('m', 'y')),
+  period date NOT NULL,
+  lvl smallint NOT NULL CHECK (lvl BETWEEN 0 AND 3),
+  ward_code text NOT NULL,
+  category text NOT NULL,
+  size integer NOT NULL,
+  i integer NOT NULL,
+  j integer NOT NULL,
+  n bigint NOT NULL,
+  CONSTRAINT incident_hex_rollup_pkey
+    PRIMARY KEY (grain, size, lvl, ward_code, category, period, i, j)
+);
+{chr(10).join(_index(k, v) for k, v in _RESOLVED_INDEXES.items())}
+
+CREATE FUNCTION huegis_incident_dash() RETURNS trigger LANGUAGE plpgsql SET work_mem = '256MB'
+AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN {_hist(_NEW)} {_hex(_NEW)}
+  ELSIF TG_OP = 'UPDATE' THEN {_hist(_NEW + " UNION ALL " + _OLD)}
+    {_hex(_NEW + " UNION ALL " + _OLD)}
+  ELSE {_hist(_OLD)} {_hex(_OLD)}
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER incidents_dash_ins AFTER INSERT ON incidents
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION huegis_incident_dash();
+CREATE TRIGGER incidents_dash_upd AFTER UPDATE ON incidents
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION huegis_incident_dash();
+CREATE TRIGGER incidents_dash_del AFTER DELETE ON incidents
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION huegis_incident_dash();
+
+CREATE FUNCTION huegis_incident_dash_rebuild() RETURNS void LANGUAGE plpgsql
+SET work_mem = '256MB' AS $$
+BEGIN
+  DELETE FROM incident_resolve_hist;
+  DELETE FROM incident_hex_rollup; {_hist(_ALL)} {_hex(_ALL)}
+END $$;
+SELECT huegis_incident_dash_rebuild();
+ANALYZE incident_resolve_hist, incident_hex_rollup;
+"""
+
+DOWNGRADE = f"""
+DROP TRIGGER IF EXISTS incidents_dash_ins ON incidents;
+DROP TRIGGER IF EXISTS incidents_dash_upd ON incidents;
+DROP TRIGGER IF EXISTS incidents_dash_del ON incidents;
+DROP FUNCTION IF EXISTS huegis_incident_dash_rebuild();
+DROP FUNCTION IF EXISTS huegis_incident_dash();
+DROP INDEX IF EXISTS {", ".join(_RESOLVED_INDEXES)};
+DROP TABLE IF EXISTS incident_resolve_hist, incident_hex_rollup;
+DROP FUNCTION IF EXISTS huegis_hex_cell(float8, float8, float8);
+DROP FUNCTION IF EXISTS huegis_public_m(text, float8);
+DROP FUNCTION IF EXISTS huegis_resolve_bucket(float8);
+DROP FUNCTION IF EXISTS huegis_resolve_s(timestamptz, timestamptz);
+"""
+
 
 def upgrade() -> None:
-    pass
+    op.execute(UPGRADE)
 
 
 def downgrade() -> None:
-    pass
+    op.execute(DOWNGRADE)

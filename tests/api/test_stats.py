@@ -37,18 +37,19 @@ def _to_m(xy: np.ndarray) -> np.ndarray:
 
 def _rows(dsn: str) -> list[dict]:
     with psycopg.connect(dsn) as conn:
-        cur = conn.execute("SELECT ward_code, category, channel, status, created_at, "
-                           "resolved_at, sla_due_at, rating, ST_X(geom), ST_Y(geom) "
-                           "FROM incidents")
-        cols = ("ward", "category", "channel", "status", "created", "resolved", "due",
-                "rating", "lon", "lat")
+        cur = conn.execute("SELECT ward_code, category, channel, priority, status, "
+                           "created_at, resolved_at, sla_due_at, rating, ST_X(geom), "
+                           "ST_Y(geom) FROM incidents")
+        cols = ("ward", "category", "channel", "priority", "status", "created", "resolved",
+                "due", "rating", "lon", "lat")
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
 def _key(r: dict, by: str | None):
     day = r["created"].astimezone(LOCAL).date()
     return {None: "all", "ward": r["ward"] or "", "category": r["category"],
-            "channel": r["channel"], "status": r["status"], "day": day.isoformat(),
+            "channel": r["channel"], "priority": r["priority"], "status": r["status"],
+            "day": day.isoformat(),
             "week": (day - dt.timedelta(days=day.weekday())).isoformat(),
             "month": day.replace(day=1).isoformat()}[by]
 
@@ -105,13 +106,30 @@ def test_filters_equal_a_plain_recount(demo: TestClient, demo_settings: Settings
                            (dt.date(2023, 3, 15), dt.date(2023, 3, 31), None),
                            (dt.date(2025, 6, 1), dt.date(2025, 6, 20), "status"),
                            (None, dt.date(2024, 2, 10), "channel"),
-                           (dt.date(2025, 2, 2), None, "week")):
+                           (dt.date(2025, 2, 2), None, "week"),
+                           (dt.date(2022, 12, 30), dt.date(2025, 1, 2), "priority"),
+                           (dt.date(2024, 1, 1), dt.date(2024, 12, 31), "month")):
         keep = [r for r in rows if (start is None or start <= r["created"].astimezone(
             LOCAL).date()) and (end is None or r["created"].astimezone(LOCAL).date() <= end)]
         params = {"group_by": by} if by else {}
         params.update({k: v.isoformat() for k, v in (("from", start), ("to", end)) if v})
         assert demo.get("/stats/incidents", params=params).json()["groups"] == _recount(
             keep, by), (start, end, by)
+    # a ward or a category with every other grouping (the rollups' levels, and the reports
+    # where a level keeps no histogram: per ward and category by channel)
+    for params, keep in (({"ward": ward, "group_by": "day"}, lambda r: r["ward"] == ward),
+                         ({"ward": ward, "group_by": "category"}, lambda r: r["ward"] == ward),
+                         ({"category": "noise", "group_by": "ward"},
+                          lambda r: r["category"] == "noise"),
+                         ({"category": "waste", "group_by": "week", "from": "2024-02-14"},
+                          lambda r: r["category"] == "waste" and r["created"].astimezone(
+                              LOCAL).date() >= dt.date(2024, 2, 14)),
+                         ({"ward": ward, "category": "drainage", "group_by": "channel",
+                           "to": "2025-07-15"},
+                          lambda r: r["ward"] == ward and r["category"] == "drainage"
+                          and r["created"].astimezone(LOCAL).date() <= dt.date(2025, 7, 15))):
+        got = demo.get("/stats/incidents", params=params).json()["groups"]
+        assert got == _recount([r for r in rows if keep(r)], params["group_by"]), params
     overall = demo.get("/stats/incidents").json()["groups"][0]
     assert overall["processed_share"] > 0.9 and overall["satisfaction_share"] > 0.85
 
@@ -128,10 +146,28 @@ def test_rollup_follows_workflow_changes(settings: Settings) -> None:
                          "interval '5 hours', rating = 5 WHERE category = 'noise'")
             conn.execute("DELETE FROM incidents WHERE id = (SELECT max(id) FROM incidents "
                          "WHERE category = 'noise')")
+            # a resolution moved in time, a report moved, one reopened
+            conn.execute("UPDATE incidents SET resolved_at = resolved_at + interval '3 days' "
+                         "WHERE id = (SELECT min(id) FROM incidents WHERE status = 'resolved')")
+            conn.execute("UPDATE incidents SET geom = ST_SetSRID(ST_MakePoint(107.59, 16.46), "
+                         "4326), category = 'public_order' WHERE id = (SELECT min(id) FROM "
+                         "incidents WHERE category = 'noise')")
+            conn.execute("UPDATE incidents SET status = 'reopened', resolved_at = NULL WHERE id "
+                         "= (SELECT max(id) FROM incidents WHERE status = 'resolved')")
         rows = _rows(settings.dsn)
-        for by in ("status", "category", "day"):
-            assert client.get("/stats/incidents", params={"group_by": by}).json()[
-                "groups"] == _recount(rows, by)
+        for by in GROUPINGS + ("priority",):
+            r = client.get("/stats/incidents", params={"group_by": by} if by else {})
+            assert r.status_code == 200, r.text
+            assert r.json()["groups"] == _recount(rows, by), by
+        assert _hex_counts(client, {"size": 500}) == _hex_recount(settings.dsn, 500, {})
+    # the rollups kept by the triggers are those a rebuild from scratch makes
+    with psycopg.connect(settings.dsn) as conn:
+        tables = ("incident_resolve_hist", "incident_hex_rollup")
+        before = [sorted(conn.execute(f"SELECT * FROM {t} WHERE n <> 0").fetchall())
+                  for t in tables]
+        conn.execute("SELECT huegis_incident_dash_rebuild()")
+        after = [sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in tables]
+        assert before == after and all(before)
 
 
 def test_bad_parameters_are_400(demo: TestClient) -> None:
@@ -140,10 +176,56 @@ def test_bad_parameters_are_400(demo: TestClient) -> None:
         r = demo.get("/stats/incidents", params=params)
         assert r.status_code == 400, (params, r.text)
         assert r.json()["code"] == "InvalidParameterValue"
-    assert demo.get("/stats/incidents/hexbins", params={"size": 5}).status_code == 400
+    for size in (5, 300, 750, 10000):  # only the sizes the rollup keeps
+        r = demo.get("/stats/incidents/hexbins", params={"size": size})
+        assert r.status_code == 400 and "500, 1000" in r.json()["description"]
 
 
-@pytest.mark.parametrize(("category", "size"), [("waste", 1000), ("public_order", 300)])
+def _hex_counts(client: TestClient, params: dict) -> dict:
+    r = client.get("/stats/incidents/hexbins", params=params)
+    assert r.status_code == 200, r.text
+    return {(f["properties"]["i"], f["properties"]["j"]): f["properties"]["count"]
+            for f in r.json()["features"]}
+
+
+def _hex_recount(dsn: str, size: int, params: dict) -> dict:
+    """Cells of the public locations (incidents_public), found independently: the hexagon of
+    ST_HexagonGrid containing each point, and the filters applied in SQL here."""
+    conds, args = ["true"], []
+    for name, cond in (("from", "(created_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date >= %s"),
+                       ("to", "(created_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date <= %s"),
+                       ("ward", "ward_code = %s"), ("category", "category = %s")):
+        if name in params:
+            conds.append(cond)
+            args.append(params[name])
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT h.i, h.j, count(*) FROM incidents_public p CROSS JOIN LATERAL "
+            "ST_HexagonGrid(%s, ST_Expand(ST_Transform(p.geom, 9214), 1)) h "
+            f"WHERE ST_Intersects(h.geom, ST_Transform(p.geom, 9214)) AND {' AND '.join(conds)} "
+            "GROUP BY 1, 2", [size, *args]).fetchall()
+    return {(i, j): n for i, j, n in rows}
+
+
+@pytest.mark.parametrize("params", [
+    {"size": 1000},
+    {"size": 500, "from": "2023-03-15", "to": "2025-10-10"},
+    {"size": 2000, "from": "2024-01-01", "to": "2024-12-31", "category": "public_order"},
+    {"size": 500, "to": "2024-06-20", "category": "waste"},
+    {"size": 5000, "from": "2025-05-05", "to": "2025-05-25"},
+])
+def test_hexbins_equal_a_recount(demo: TestClient, demo_settings: Settings, params: dict
+                                 ) -> None:
+    with psycopg.connect(demo_settings.dsn) as conn:
+        ward = conn.execute("SELECT ward_code FROM incidents GROUP BY 1 ORDER BY count(*) DESC "
+                            "LIMIT 1").fetchone()[0]
+    for extra in ({}, {"ward": ward}):
+        p = {**params, **extra}
+        got = _hex_counts(demo, p)
+        assert got and got == _hex_recount(demo_settings.dsn, p["size"], p), p
+
+
+@pytest.mark.parametrize(("category", "size"), [("waste", 1000), ("public_order", 500)])
 def test_hexbins_count_every_report_once(demo: TestClient, demo_settings: Settings,
                                          category: str, size: int) -> None:
     with psycopg.connect(demo_settings.dsn) as conn:  # public locations (rounded for some)
