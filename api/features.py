@@ -22,6 +22,7 @@ from gis.errors import FeatureNotFound, InvalidParameter
 from gis.features import cql2
 from gis.features import request as req
 from gis.features.cql2 import parse_filter
+from gis.features.items import format_cursor, page_sql
 from gis.features.svg import svg_map
 from gis.sqlbuild import visible_fields
 from layers import CATALOG, Layer, RasterLayer
@@ -29,7 +30,7 @@ from layers import CATALOG, Layer, RasterLayer
 GEOJSON = "application/geo+json"
 CRS84 = req.CRS84
 # Query parameters of /items with a meaning of their own (any other must name a property).
-ITEMS_PARAMS = {"f", "limit", "offset", "after", "bbox", "bbox-crs", "crs", "datetime",
+ITEMS_PARAMS = {"f", "limit", "offset", "after", "before", "bbox", "bbox-crs", "crs", "datetime",
                 "properties", "sortby", "filter", "filter-lang", "filter-crs"}
 JSON_TYPES = {"text": {"type": "string"}, "int": {"type": "integer"},
               "float": {"type": "number"}, "bool": {"type": "boolean"},
@@ -59,7 +60,8 @@ def collection_doc(layer: Layer | RasterLayer, base: str,
         doc["storageCrs"] = req.CRS84.uri
         doc["geometryType"] = layer.geometry_type
         doc["minZoom"], doc["maxZoom"] = layer.zoom
-        doc["properties"] = {f.name: {"type": f.type, "title": f.title or f.name}
+        doc["properties"] = {f.name: {"type": f.type, "title": f.title_in("en"),
+                                      "x-title-vi": f.title_in("vi")}
                              for f in layer.public_fields}
         doc["links"] += [
             {"href": f"{href}/items", "rel": "items", "type": GEOJSON,
@@ -91,7 +93,7 @@ def queryables_doc(layer: Layer, base: str) -> dict:
         "geometry": {"format": f"geometry-{layer.geometry_type.lower()}",
                      "x-ogc-role": "primary-geometry", "title": "Geometry"}}
     for f in layer.public_fields:
-        p = {"title": f.title or f.name, **JSON_TYPES[f.type]}
+        p = {"title": f.title_in("en"), "x-title-vi": f.title_in("vi"), **JSON_TYPES[f.type]}
         if f.choices:
             p["enum"] = list(f.choices)
         props[f.name] = p
@@ -122,6 +124,7 @@ async def _guard(coro: Any) -> Any:
 
 def build_query(request: Request, layer: Layer, settings: Any, principal: Principal,
                 *, limit: int | None, offset: int, after: str | None, bbox: str | None,
+                before: str | None = None,
                 bbox_crs: str | None, crs: str | None, datetime_: str | None,
                 properties: str | None, sortby: str | None, filter_: str | None,
                 filter_lang: str | None, filter_crs: str | None) -> features.ItemsQuery:
@@ -143,25 +146,25 @@ def build_query(request: Request, layer: Layer, settings: Any, principal: Princi
     lang = filter_lang or "cql2-text"
     if filter_lang is not None and filter_ is None:
         raise InvalidParameter("filter-lang was given without filter")
+    if sum(x is not None for x in (after, before)) + bool(offset) > 1:
+        raise InvalidParameter("use one of offset, after and before")
+    sort = req.parse_sortby(layer, sortby, visible) if sortby is not None else ()
     return features.ItemsQuery(
         limit=lim, offset=offset, bbox=box, bbox_crs=box_crs,
-        after=features.parse_cursor(layer, after) if after is not None else None,
+        after=features.parse_cursor(layer, after, sort) if after is not None else None,
+        before=features.parse_cursor(layer, before, sort) if before is not None else None,
         when=req.parse_datetime_param(datetime_) if datetime_ is not None else None,
         equals=tuple(equals),
         filter=parse_filter(filter_, lang) if filter_ is not None else None,
         filter_crs=req.parse_api_crs(filter_crs),
         properties=(req.parse_properties(layer, properties, visible)
                     if properties is not None else None),
-        sortby=req.parse_sortby(layer, sortby, visible) if sortby is not None else (),
-        crs=req.parse_api_crs(crs), principal=principal)
+        sortby=sort, crs=req.parse_api_crs(crs), principal=principal)
 
 
-async def number_matched(conn: Any, layer: Layer, q: features.ItemsQuery, cap: int) -> int:
-    """Exact count up to ``cap``; beyond it the planner's estimate (from EXPLAIN)."""
-    sql, params = features.count_sql(layer, q, cap)
-    n = await _guard(conn.fetchval(sql, *params))
-    if n <= cap:
-        return n
+async def estimated_count(conn: Any, layer: Layer, q: features.ItemsQuery, cap: int) -> int:
+    """Beyond ``cap`` matching features, the planner's estimate of their number (EXPLAIN),
+    never less than ``cap + 1``."""
     sql, params = features.explain_sql(layer, q)
     return max(cap + 1, features.plan_rows(await _guard(conn.fetchval(sql, *params))))
 
@@ -252,7 +255,9 @@ class FeaturesRouter:
             offset: Annotated[int, Query(description="Features to skip (bounded: "
                                          "follow `next` links for deep pages)")] = 0,
             after: Annotated[str | None, Query(
-                description="Only features with a greater id (the `next` links' cursor)")] = None,
+                description="The features after this cursor (`next` links)")] = None,
+            before: Annotated[str | None, Query(
+                description="The features just before this cursor (`prev` links)")] = None,
             bbox: Annotated[str | None, Query(description="W,S,E,N (or 6 numbers with heights) "
                                               "in bbox-crs")] = None,
             bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
@@ -270,23 +275,24 @@ class FeaturesRouter:
             GeoJSON, HTML, CSV or GeoPackage."""
             fmt = negotiate(request, f, ("json", "html", "csv", "gpkg"))
             q = build_query(request, layer, settings, principal, limit=limit, offset=offset,
-                            after=after, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
+                            after=after, before=before, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
                             datetime_=datetime, properties=properties, sortby=sortby,
                             filter_=filter, filter_lang=filter_lang, filter_crs=filter_crs)
             if fmt in ("csv", "gpkg"):
                 return await self._download(pool, layer, q, fmt)
-            sql, params = features.items_sql(layer, q)
+            # One round trip: the page as GeoJSON text, its cursors and the count.
+            sql, params = page_sql(layer, q, settings.exact_count_max)
             async with pool.acquire() as conn:
-                rows = await _guard(conn.fetch(sql, *params))
-                page = [rec[0] for rec in rows[:q.limit]]
-                more = len(rows) > q.limit
-                if not more and (q.offset == 0 and q.after is None):
-                    matched = len(page)
-                else:
-                    matched = await number_matched(conn, layer, q, settings.exact_count_max)
-            links = self._links(request, settings, layer, q, rows, more)
+                text, fetched, cursors, matched = await _guard(conn.fetchrow(sql, *params))
+                more = fetched > q.limit
+                cursors = cursors or []
+                if matched is None:  # the page is everything
+                    matched = len(cursors)
+                elif matched > settings.exact_count_max:
+                    matched = await estimated_count(conn, layer, q, settings.exact_count_max)
+            links = self._links(request, settings, layer, q, cursors, more)
             if fmt == "html":
-                feats = [json.loads(t) for t in page]
+                feats = json.loads(f"[{text or ''}]")
                 columns = (list(q.properties) if q.properties is not None
                            else visible_fields(layer, principal=principal))
                 here = f"{base_url(request, settings)}/collections/{layer.id}/items"
@@ -295,8 +301,9 @@ class FeaturesRouter:
                          if lk["rel"] in ("prev", "next")]
                 return html_page("items.html", request, settings, layer=layer, features=feats,
                                  columns=columns, links=pages, svg=svg,
-                                 number_returned=len(page), number_matched=matched)
-            body = features.feature_collection(page, links, len(page), matched, _now())
+                                 number_returned=len(feats), number_matched=matched)
+            body = features.feature_collection([text] if text else [], links, len(cursors),
+                                               matched, _now())
             return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{q.crs.uri}>"})
 
         @r.get("/collections/{collection_id}/items/{feature_id}",
@@ -333,29 +340,40 @@ class FeaturesRouter:
 
     @staticmethod
     def _links(request: Request, settings: Any, layer: Layer, q: features.ItemsQuery,
-               rows: list, more: bool) -> list[dict]:
-        """self/alternate/collection links, ``next`` (keyset on the default order, offset
-        with sortby) and ``prev`` (offset), each keeping the request's other parameters."""
+               cursors: list[str], more: bool) -> list[dict]:
+        """self/alternate/collection links, ``next`` and ``prev``, each keeping the request's
+        other parameters. Pages continue by keyset cursors (``after``, ``before``: as cheap
+        deep as first) on any order; pages reached by ``offset`` continue by offset."""
         base = base_url(request, settings)
         here = f"{base}/collections/{layer.id}/items"
         keep = [(k, v) for k, v in request.query_params.multi_items()
-                if k not in ("offset", "after", "limit", "f")]
+                if k not in ("offset", "after", "before", "limit", "f")]
 
         def href(**paging: object) -> str:
             return f"{here}?{urlencode([*keep, ('limit', q.limit), *paging.items()])}"
 
-        current = {"after": q.after} if q.after is not None else (
-            {"offset": q.offset} if q.offset else {})
+        def cursor(key: str) -> str:
+            return format_cursor(key, q.default_order)
+
+        current = {k: request.query_params[k] for k in ("after", "before", "offset")
+                   if k in request.query_params}
         links = [_link(href(**current), "self"),
                  _link(href(**current, f="html"), "alternate", "text/html"),
                  _link(f"{base}/collections/{layer.id}", "collection", "application/json")]
-        if more:
-            if q.default_order:
-                links.append(_link(href(after=rows[q.limit - 1][1]), "next"))
-            elif q.offset + q.limit <= settings.max_items_offset:
-                links.append(_link(href(offset=q.offset + q.limit), "next"))
-        if q.after is None and q.offset > 0:
+        if q.offset:
+            if more and (q.default_order or q.offset + q.limit <= settings.max_items_offset):
+                nxt = ({"after": cursor(cursors[-1])} if q.default_order
+                       else {"offset": q.offset + q.limit})
+                links.append(_link(href(**nxt), "next"))
             links.append(_link(href(offset=max(0, q.offset - q.limit)), "prev"))
+            return links
+        # Read backwards from `before`, `more` means a further page before this one.
+        has_next = more if q.before is None else bool(cursors)
+        has_prev = (q.after is not None and bool(cursors)) or (q.before is not None and more)
+        if has_next and cursors:
+            links.append(_link(href(after=cursor(cursors[-1])), "next"))
+        if has_prev:
+            links.append(_link(href(before=cursor(cursors[0])), "prev"))
         return links
 
     @staticmethod

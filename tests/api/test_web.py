@@ -138,6 +138,22 @@ def test_pages_carry_the_catalog_titles_in_both_languages(client):
     assert ">Land parcels</option>" in client.get("/planner?lang=en").text
 
 
+def test_ogc_pages_title_the_fields_in_both_languages(client):
+    q = client.get("/collections/parcels/queryables").json()["properties"]
+    assert (q["land_use"]["title"], q["land_use"]["x-title-vi"]) == ("Land-use code",
+                                                                     "Mục đích sử dụng đất")
+    assert "owner_name" not in q
+    collection = client.get("/collections/parcels?f=html").text
+    assert "<td lang=\"vi\">Mục đích sử dụng đất</td>" in collection
+    items = client.get("/collections/parcels/items?f=html&limit=2").text
+    assert '<span lang="vi">Số thửa</span><br><small>Parcel number</small>' in items
+    fid = client.get("/collections/incidents/items?limit=1").json()["features"][0]["id"]
+    item = client.get(f"/collections/incidents/items/{fid}?f=html").text
+    assert '<span lang="vi">Mã phản ánh</span> · Reference' in item
+    for page in (collection, items, item):
+        assert "Chủ sử dụng" not in page and "người phản ánh" not in page
+
+
 def _folium_aliases(html: str) -> list[str]:
     m = re.search(r"let aliases = (\[.*?\]);", html)
     assert m, "the popups name their fields"
