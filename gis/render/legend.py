@@ -79,14 +79,18 @@ def legend_entries(layer: Layer, lang: str = "vi") -> list[tuple[str | None, str
     """(fill colour, label) of each legend line of a vector layer.
 
     >>> from layers import VECTOR_LAYERS
-    >>> legend_entries(VECTOR_LAYERS['construction'])
-    [('#fdb462', 'permit'), ('#e31a1c', 'violation'), ('#fdb462', 'Khác')]
+    >>> legend_entries(VECTOR_LAYERS['construction'])[:2]
+    [('#fdb462', 'Giấy phép xây dựng'), ('#e31a1c', 'Vi phạm trật tự xây dựng')]
+    >>> legend_entries(VECTOR_LAYERS['parcels'], 'en')[0]
+    ('#f4a582', 'Urban residential land')
     >>> legend_entries(VECTOR_LAYERS['health'], 'en')
     [('#e41a1c', 'Health facilities')]
     """
     st = layer.style
-    if classify_field(layer) and st.classes:
-        return [*((colour, value) for value, colour in st.classes), (st.fill, OTHER[lang])]
+    if (name := classify_field(layer)) and st.classes:
+        f = layer.field(name)  # each class by what its value means (catalog choice titles)
+        return [*((colour, f.choice_title(value, lang)) for value, colour in st.classes),
+                (st.fill, OTHER[lang])]
     return [(st.fill, layer.title_vi if lang == "vi" else layer.title)]
 
 
