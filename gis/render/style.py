@@ -19,6 +19,7 @@ from pathlib import Path
 from psycopg.conninfo import conninfo_to_dict
 
 from gis.sqlbuild import ident, source_ref
+from gis.tiles import generalize
 from layers import Layer
 
 # Scale denominator of WebMercatorQuad zoom 0 with 256 px tiles (OGC 0.28 mm pixels).
@@ -38,6 +39,12 @@ SYMBOL_SVG = {
     "cross": '<path d="M7 1 H13 V7 H19 V13 H13 V19 H7 V13 H1 V7 H7 Z"/>',
     "star": '<path d="{}"/>',
 }
+
+
+# Cells of the incident clusters, in pixels: 16 × 16 per 256 px tile, as in the vector tiles.
+CLUSTER_CELL_PX = 16
+# Wards are read from their per-zoom simplifications up to this zoom, in detail after it.
+WARDS_GEN_UNTIL = 15
 
 
 def scale_for_zoom(z: float) -> float:
@@ -144,31 +151,117 @@ def classify_field(layer: Layer) -> str | None:
     return name if name and layer.has_field(name) and layer.field(name).public else None
 
 
-def datasource_sql(layer: Layer, srid: int, stored_3857: bool = False) -> str:
-    """The postgis datasource's subquery: geometry in ``srid`` (polygons simplified to half a
-    pixel), the style's public fields, rows whose bbox meets the map's (``!bbox!``).
+@dataclass(frozen=True)
+class ZoomView:
+    """How a catalog layer is drawn over a range of zooms (inclusive): in ``detail``, or
+    from one of its generalized views (:mod:`gis.tiles.generalize`): land-use ``blocks``,
+    point ``clusters``, or ``wards`` simplified for zoom ``bucket``. Each is one Mapnik layer,
+    shown between the scales of half a zoom below ``zooms[0]`` and half a zoom above
+    ``zooms[1]`` (so maps at any scale, e.g. WMS, get the view of the nearest zoom)."""
+
+    mode: str
+    zooms: tuple[int, int]
+    bucket: int = 0
+
+    @property
+    def scale_range(self) -> tuple[float, float]:
+        """(minimum, maximum) scale denominators of the view."""
+        return scale_for_zoom(self.zooms[1] + 0.5), scale_for_zoom(self.zooms[0] - 0.5)
+
+
+def _mode_at(layer: Layer, z: int) -> tuple[str, int]:
+    mode = generalize.mode_at(layer, z)
+    if mode == "wards":
+        return ("wards", generalize.ward_bucket(z)) if z <= WARDS_GEN_UNTIL else ("detail", 0)
+    return mode, 0
+
+
+@lru_cache(maxsize=64)
+def zoom_views(layer: Layer) -> tuple[ZoomView, ...]:
+    """The layer's views from its first zoom (generalized ones included) to its last.
+
+    >>> from layers import VECTOR_LAYERS
+    >>> [(v.mode, v.zooms) for v in zoom_views(VECTOR_LAYERS["parcels"])]
+    [('blocks', (11, 13)), ('detail', (14, 22))]
+    >>> [(v.mode, v.zooms, v.bucket) for v in zoom_views(VECTOR_LAYERS["wards"])][:2]
+    [('wards', (6, 7), 6), ('wards', (8, 9), 8)]
+    """
+    lo, hi = generalize.zoom_range(layer)
+    views: list[ZoomView] = []
+    for z in range(lo, hi + 1):
+        mode, bucket = _mode_at(layer, z)
+        if views and (views[-1].mode, views[-1].bucket) == (mode, bucket):
+            views[-1] = ZoomView(mode, (views[-1].zooms[0], z), bucket)
+        elif mode != "none":
+            views.append(ZoomView(mode, (z, z), bucket))
+    return tuple(views)
+
+
+def source(layer: Layer) -> str:
+    """The relation the renderer reads a layer's features from: maps are public outputs, so
+    the public view where the layer has one (sensitive locations rounded)."""
+    return source_ref(layer)
+
+
+def _bbox_in(srid: int, target: int) -> str:
+    """The map's ``!bbox!`` (in ``srid``) as a geometry in ``target``: clipped to where Huế
+    data can be and densified first, so that no bbox fails to transform."""
+    if srid == target:
+        return "!bbox!"
+    w, s, e, n = data_region(srid)
+    b = f"ST_Intersection(!bbox!, ST_MakeEnvelope({w!r}, {s!r}, {e!r}, {n!r}, {int(srid)}))"
+    seg = f"GREATEST(ST_XMax({b}) - ST_XMin({b}), ST_YMax({b}) - ST_YMin({b}), 1e-9) / 16"
+    return f"ST_Transform(ST_Segmentize({b}, {seg}), {int(target)})"
+
+
+def _in(geom: str, geom_srid: int, srid: int) -> str:
+    return geom if geom_srid == srid else f"ST_Transform({geom}, {int(srid)})"
+
+
+def datasource_sql(layer: Layer, srid: int, stored_3857: bool = False,
+                   view: ZoomView | None = None) -> str:
+    """The postgis datasource's subquery of one view of a layer: geometry in ``srid``
+    (polygons simplified to half a pixel), the style's public fields, rows whose bbox meets
+    the map's (``!bbox!``).
 
     ``stored_3857``: the table has the tiles' stored Web Mercator column ``geom_3857`` (with
-    its GiST index), used as is for EPSG:3857 maps instead of transforming every row.
+    its GiST index), read as is for EPSG:3857 maps instead of transforming every row, and
+    for filtering by the map's bbox in other CRSs. Generalized views (``view``) read the
+    tables of migration 0005 (blocks, simplified wards) or cluster the points on a grid of
+    :data:`CLUSTER_CELL_PX` pixels aligned on the CRS's origin (the same cells in every
+    tile and image at a scale).
     """
-    g = f"t.{ident(layer.geometry_column)}"
-    if srid == 3857 and stored_3857:
-        geom = g = "t.geom_3857"
-    else:
-        geom = g if srid == 4326 else f"ST_Transform({g}, {int(srid)})"
-    if layer.is_polygonal:
-        geom = f"ST_Simplify({geom}, !pixel_width! / 2, true)"
+    mode = view.mode if view is not None else "detail"
     cols = [f"t.{ident(f)}" for f in dict.fromkeys(
         x for x in (classify_field(layer), label_field(layer)) if x)]
-    if srid == 4326 or g == "t.geom_3857":
-        bbox = "!bbox!"
+    if mode == "blocks":
+        geom, where = _in("t.geom_3857", 3857, srid), f"t.geom_3857 && {_bbox_in(srid, 3857)}"
+        frm, cols = "tiles_parcel_blocks AS t", ["t.land_use"]
+    elif mode == "wards":
+        geom, where = _in("w.geom_3857", 3857, srid), f"w.geom_3857 && {_bbox_in(srid, 3857)}"
+        frm = (f"{source(layer)} AS t JOIN tiles_wards_gen AS w ON w.id = t.id "
+               f"AND w.z = {int(view.bucket)}")  # type: ignore[union-attr]
     else:
-        w, s, e, n = data_region(srid)
-        b = f"ST_Intersection(!bbox!, ST_MakeEnvelope({w!r}, {s!r}, {e!r}, {n!r}, {int(srid)}))"
-        seg = f"GREATEST(ST_XMax({b}) - ST_XMin({b}), ST_YMax({b}) - ST_YMin({b}), 1e-9) / 16"
-        bbox = f"ST_Transform(ST_Segmentize({b}, {seg}), 4326)"
+        g = f"t.{ident(layer.geometry_column)}"
+        if stored_3857 and srid == 3857:
+            geom, where = "t.geom_3857", "t.geom_3857 && !bbox!"
+        else:
+            geom, where = _in(g, 4326, srid), f"{g} && {_bbox_in(srid, 4326)}"
+        frm = f"{source(layer)} AS t"
+    if mode == "clusters":
+        cell = f"(!pixel_width! * {CLUSTER_CELL_PX})"
+        where = where.replace("!bbox!", f"ST_Expand(!bbox!, {cell})")
+        r = layer.style.radius
+        return (
+            f"(SELECT ST_SetSRID(ST_MakePoint(avg(x), avg(y)), {int(srid)}) AS geom, "
+            f"count(*)::int AS count, {2 * r!r} * (1 + 2 * LEAST(count(*) - 1, 99) / 99.0) "
+            f"::float8 AS __size FROM (SELECT ST_X(g) AS x, ST_Y(g) AS y FROM (SELECT {geom} AS g "
+            f"FROM {frm} WHERE {where}) AS p) AS p GROUP BY floor(x / {cell}), "
+            f"floor(y / {cell})) AS q")
+    if layer.is_polygonal:
+        geom = f"ST_Simplify({geom}, !pixel_width! / 2, true)"
     return (f"(SELECT {geom} AS geom{''.join(', ' + c for c in cols)} "
-            f"FROM {source_ref(layer)} AS t WHERE {g} && {bbox}) AS q")
+            f"FROM {frm} WHERE {where}) AS q")
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: object) -> ET.Element:
@@ -182,18 +275,19 @@ def _filter_value(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _draw(rule: ET.Element, layer: Layer, fill: str | None) -> None:
+def _draw(rule: ET.Element, layer: Layer, fill: str | None, size: str | None = None,
+          outline: bool = True) -> None:
     st = layer.style
     if layer.is_polygonal:
         if fill:
             _sub(rule, "PolygonSymbolizer", fill=fill, fill_opacity=st.fill_opacity)
-        if st.stroke:
+        if st.stroke and outline:
             _sub(rule, "LineSymbolizer", stroke=st.stroke, stroke_width=st.stroke_width)
     elif layer.geometry_type in ("LineString", "MultiLineString"):
         _sub(rule, "LineSymbolizer", stroke=fill or st.stroke or "#333333",
              stroke_width=st.stroke_width)
     else:
-        size = 2 * st.radius
+        size = size or str(2 * st.radius)
         attrs: dict[str, object] = dict(width=size, height=size, fill=fill or "#333333",
                                         stroke=st.stroke or fill or "#333333",
                                         stroke_width=1, allow_overlap="true",
@@ -205,32 +299,51 @@ def _draw(rule: ET.Element, layer: Layer, fill: str | None) -> None:
         _sub(rule, "MarkersSymbolizer", **attrs)
 
 
-def layer_style(layer: Layer, labels: bool = True) -> ET.Element:
-    """The Mapnik ``<Style>`` of a layer: a rule per class (``classify``/``classes``), a
-    default rule for the rest, and a label rule above the label zoom."""
+def style_name(layer: Layer, mode: str = "detail") -> str:
+    """Name of the Mapnik style of a layer's view (simplified wards share the detail one)."""
+    return layer.id if mode in ("detail", "wards") else f"{layer.id}.{mode}"
+
+
+def label_zoom(layer: Layer) -> int:
+    """First zoom of a layer's labels: the catalog's ``label_minzoom``, else three zooms after
+    the detail zoom for areas, :data:`POINT_LABEL_ZOOM` for points."""
+    if layer.style.label_minzoom is not None:
+        return layer.style.label_minzoom
+    if layer.is_polygonal:
+        return layer.zoom[0] + POLYGON_LABEL_ZOOMS_AFTER_MIN
+    return max(layer.zoom[0], POINT_LABEL_ZOOM)
+
+
+def layer_style(layer: Layer, labels: bool = True, mode: str = "detail") -> ET.Element:
+    """The Mapnik ``<Style>`` of a layer's view: a rule per class (``classify``/``classes``),
+    a default rule for the rest, and a label rule above the label zoom. Land-use blocks are
+    coloured like the parcels, without outlines or labels (at those scales outlines would
+    hide the colours); clusters are the layer's symbol in the layer's
+    colour, larger with their count (as on the web map)."""
     st = layer.style
-    style = ET.Element("Style", {"name": layer.id})
-    field = classify_field(layer)
+    style = ET.Element("Style", {"name": style_name(layer, mode)})
+    if mode == "clusters":
+        _draw(_sub(style, "Rule"), layer, st.fill, size="[__size]")
+        return style
+    field, outline = classify_field(layer), mode != "blocks"
     if field and st.classes:
         for value, colour in st.classes:
             rule = _sub(style, "Rule")
             _sub(rule, "Filter", f"[{field}] = {_filter_value(value)}")
-            _draw(rule, layer, colour)
+            _draw(rule, layer, colour, outline=outline)
         rule = _sub(style, "Rule")
         _sub(rule, "ElseFilter")
-        _draw(rule, layer, st.fill)
+        _draw(rule, layer, st.fill, outline=outline)
     else:
-        _draw(_sub(style, "Rule"), layer, st.fill)
+        _draw(_sub(style, "Rule"), layer, st.fill, outline=outline)
     label = label_field(layer)
-    if labels and label:
+    if labels and label and mode != "blocks":
         rule = _sub(style, "Rule")
         if layer.is_polygonal:
-            zoom = layer.zoom[0] + POLYGON_LABEL_ZOOMS_AFTER_MIN
             text = dict(placement="interior", size=11)
         else:
-            zoom = max(layer.zoom[0], POINT_LABEL_ZOOM)
             text = dict(placement="point", size=11, dy=-(st.radius + 7))
-        _sub(rule, "MaxScaleDenominator", f"{scale_for_zoom(zoom) * 1.01:.2f}")
+        _sub(rule, "MaxScaleDenominator", f"{scale_for_zoom(label_zoom(layer)) * 1.01:.2f}")
         _sub(rule, "TextSymbolizer", f"[{label}]", face_name=FONT_FACE, fill="#222222",
              halo_fill="rgba(255,255,255,0.85)", halo_radius=1.5, wrap_width=90,
              margin=4, **text)
@@ -241,28 +354,36 @@ def map_xml(layers: Sequence[Layer], srid: int, conn: PostgisParams, labels: boo
             buffer_size: int = 0, scale_limits: bool = True,
             stored_3857: frozenset[str] = frozenset()) -> str:
     """A whole Mapnik map: ``layers`` drawn in order (first at the bottom) in ``srid``, on a
-    transparent background. ``scale_limits`` hides a layer outside its catalog zoom range;
-    ``stored_3857`` names the tables that have a stored ``geom_3857`` column."""
+    transparent background. With ``scale_limits`` each layer is drawn at the scales of its
+    zooms only, from its generalized views below its detail zoom (:func:`zoom_views`);
+    without, always in detail. ``stored_3857`` names the tables that have a stored
+    ``geom_3857`` column."""
     srs = mapnik_srs(srid)
     root = ET.Element("Map", {"srs": srs, "background-color": "transparent",
                               "buffer-size": str(buffer_size)})
-    for layer in layers:
-        root.append(layer_style(layer, labels))
-    for layer in layers:
-        attrs = {"name": layer.id, "srs": srs}
-        if scale_limits:
-            attrs["maximum-scale-denominator"] = f"{scale_for_zoom(layer.zoom[0]) * 1.01:.2f}"
-            attrs["minimum-scale-denominator"] = f"{scale_for_zoom(layer.zoom[1] + 1):.4f}"
-        el = _sub(root, "Layer", **{})
-        el.attrib.update(attrs)
-        _sub(el, "StyleName", layer.id)
-        ds = _sub(el, "Datasource")
-        params = [("type", "postgis"), *conn.items(),
-                  ("table", datasource_sql(layer, srid, layer.table in stored_3857)),
-                  ("geometry_field", "geom"),
-                  ("srid", str(int(srid))), ("extent", "-1e12,-1e12,1e12,1e12"),
-                  ("estimate_extent", "false"), ("persist_connection", "true"),
-                  ("max_size", "4"), ("connect_timeout", "5")]
-        for name, value in params:
-            _sub(ds, "Parameter", value, name=name)
+    plan = [(layer, zoom_views(layer) if scale_limits else (None,)) for layer in layers]
+    for layer, views in plan:
+        for mode in dict.fromkeys(v.mode if v else "detail" for v in views):
+            if root.find(f"Style[@name='{style_name(layer, mode)}']") is None:
+                root.append(layer_style(layer, labels, mode))
+    for layer, views in plan:
+        for view in views:
+            attrs = {"name": layer.id if view is None else
+                     f"{layer.id}.{view.mode}.{view.zooms[0]}", "srs": srs}
+            if view is not None:
+                lo, hi = view.scale_range
+                attrs["maximum-scale-denominator"] = f"{hi:.4f}"
+                attrs["minimum-scale-denominator"] = f"{lo:.4f}"
+            el = _sub(root, "Layer")
+            el.attrib.update(attrs)
+            _sub(el, "StyleName", style_name(layer, view.mode if view else "detail"))
+            ds = _sub(el, "Datasource")
+            params = [("type", "postgis"), *conn.items(),
+                      ("table", datasource_sql(layer, srid, layer.table in stored_3857, view)),
+                      ("geometry_field", "geom"),
+                      ("srid", str(int(srid))), ("extent", "-1e12,-1e12,1e12,1e12"),
+                      ("estimate_extent", "false"), ("persist_connection", "true"),
+                      ("max_size", "4"), ("connect_timeout", "5")]
+            for name, value in params:
+                _sub(ds, "Parameter", value, name=name)
     return ET.tostring(root, encoding="unicode")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from gis.crs import parse_bbox
 from gis.errors import HueGISError, ImageTooLarge, InvalidBBox, LayerNotFound, UnknownCRS
 from gis.render.engine import MAX_SIDE, MapView, Output, check_size, parse_color
-from gis.render.style import scale_for_zoom
+from gis.render.style import zoom_views
 from gis.render.views import CRSRef, transform_bbox
 from gis.sqlbuild import ident, properties_json, source_ref
 from layers import CATALOG, Layer, RasterLayer
@@ -413,7 +413,8 @@ def capabilities_xml(url: str, extents: Mapping[str, tuple[float, float, float, 
         _el(legend, "Format", "image/png")
         _online(legend, f"{url}?SERVICE=WMS&VERSION=1.3.0&REQUEST=GetLegendGraphic&"
                         f"LAYER={layer.id}&FORMAT=image/png&STYLE=default")
-        if isinstance(layer, Layer):
-            _el(el, "MinScaleDenominator", f"{scale_for_zoom(layer.zoom[1] + 1):.2f}")
-            _el(el, "MaxScaleDenominator", f"{scale_for_zoom(layer.zoom[0]) * 1.01:.2f}")
+        if isinstance(layer, Layer):  # generalized views included (land-use blocks…)
+            views = zoom_views(layer)
+            _el(el, "MinScaleDenominator", f"{views[-1].scale_range[0]:.2f}")
+            _el(el, "MaxScaleDenominator", f"{views[0].scale_range[1]:.2f}")
     return XML_DECLARATION + ET.tostring(root, encoding="unicode")

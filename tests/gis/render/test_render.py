@@ -126,9 +126,19 @@ def test_parcel_tile_draws_land_use_colours_where_parcels_are(renderer, demo_set
     assert covered.mean() > 0.05
     assert (img[..., 3][~near] == 0).all()
     # Inside each parcel (away from its outline) the colour of its land-use class.
+    checked, matched = land_use_colours_inside(img, px)
+    assert checked >= 3
+    assert matched == checked
+
+
+def land_use_colours_inside(img: np.ndarray, px: list[tuple[str, shapely.Geometry]]
+                            ) -> tuple[int, int]:
+    """How many of the shapes (land use, pixel geometry) have room for a pixel 3 px inside
+    them, and at how many of those pixels the image has the land use's colour (60 % fill)."""
+    size = img.shape[0]
     checked = matched = 0
     for use, g in px:
-        inner = g.buffer(-3).intersection(shapely.box(2, 2, 254, 254))
+        inner = g.buffer(-3).intersection(shapely.box(2, 2, size - 2, size - 2))
         if inner.is_empty or inner.area < 4:
             continue
         p = inner.representative_point()
@@ -137,8 +147,79 @@ def test_parcel_tile_draws_land_use_colours_where_parcels_are(renderer, demo_set
         want_rgb = np.array([int(want[i:i + 2], 16) for i in (0, 2, 4)])
         checked += 1
         matched += (abs(a - 153) <= 3 and np.abs(np.array([r, gg, b]) - want_rgb).max() <= 3)
-    assert checked >= 3
-    assert matched == checked
+    return checked, matched
+
+
+def test_parcels_below_their_detail_zoom_are_land_use_blocks(renderer, demo_settings):
+    """At z12 (parcels are drawn in detail from z14) a parcels tile over central Huế is not
+    empty: the land-use blocks in their land uses' colours (no outlines), where the database
+    has them, the most drawn colour being the land use with the largest area there."""
+    with psycopg.connect(demo_settings.dsn, autocommit=True) as conn:
+        conn.execute("SELECT huegis_tiles_rebuild() FROM tiles_state WHERE blocks_dirty")
+        lon, lat = conn.execute("SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Extent("
+                                "geom)::geometry) AS c FROM land_parcels) s").fetchone()
+    t = TMS.tile(lon, lat, 12)
+    view = tile_view("WebMercatorQuad", t.z, t.y, t.x, 256)
+    img = rgba(renderer.render(view, [CATALOG["parcels"]], labels=False))
+    drawn = img[..., 3] > 0
+    assert drawn.mean() > 0.02  # the demo's parcels cover about 3 × 2 km
+    with psycopg.connect(demo_settings.dsn) as conn:
+        rows = conn.execute(
+            "SELECT land_use, ST_AsBinary(geom_3857) FROM tiles_parcel_blocks WHERE "
+            "geom_3857 && ST_MakeEnvelope(%s, %s, %s, %s, 3857)", view.bbox).fetchall()
+    blocks = [(r[0], to_pixels(shapely.from_wkb(bytes(r[1])), view.bbox, 256)) for r in rows]
+    area: dict[str, float] = {}
+    for use, g in blocks:
+        area[use] = area.get(use, 0.0) + g.intersection(shapely.box(0, 0, 256, 256)).area
+    # Straight alpha: a pixel partly covered by one land use has that land use's colour (up
+    # to rounding, larger where the pixel is nearly transparent; mixed pixels are not).
+    colours = {use: np.array([int(c[i:i + 2], 16) for i in (1, 3, 5)])
+               for use, (_, _, c) in LAND_USE.items()}
+    solid = img[..., 3] >= 60
+    assert solid.sum() > 200
+    px = img[..., :3][solid].astype(int)
+    nearest = np.stack([np.abs(px - c).max(axis=1) for c in colours.values()])
+    assert (nearest.min(axis=0) <= 6).mean() > 0.5  # by chance: under 1 %
+    counts = dict(zip(colours, (nearest <= 6).sum(axis=1), strict=True))
+    assert max(counts, key=counts.get) == max(area, key=area.get)
+    # Nothing is drawn away from the blocks.
+    covered = coverage([g for _, g in blocks], 256)
+    near = np.asarray(Image.fromarray(covered.astype(np.uint8) * 255).filter(
+        ImageFilter.MaxFilter(5))) > 0
+    assert not (drawn & ~near).any()
+
+
+def test_incidents_below_their_detail_zoom_are_clusters(renderer, demo_settings):
+    """At z13 incidents are one marker per 16 px cell, at the mean of the cell's public
+    locations: every cluster's centre is drawn, and nothing is drawn away from them."""
+    t = TMS.tile(*DAI_NOI_LONLAT, 13)
+    view = tile_view("WebMercatorQuad", t.z, t.y, t.x, 256, buffer=0)
+    img = rgba(renderer.render(view, [CATALOG["incidents"]], labels=False))
+    cell = (view.bbox[2] - view.bbox[0]) / 16
+    w, s, e, n = view.bbox
+    with psycopg.connect(demo_settings.dsn) as conn:  # the tile and the cells around it
+        pts = np.array(conn.execute(
+            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_Transform(geom, 3857) AS p "
+            "FROM incidents_public) s WHERE p && ST_MakeEnvelope(%s, %s, %s, %s, 3857)",
+            (w - cell, s - cell, e + cell, n + cell)).fetchall())
+    assert len(pts) > 50
+    keys = np.floor(pts / cell)
+    centres = []
+    for k in np.unique(keys, axis=0):
+        c = pts[(keys == k).all(axis=1)].mean(axis=0)
+        centres.append(to_pixels(shapely.Point(c), view.bbox, 256))
+    assert len(centres) < len(pts)  # clustered, not one marker per report
+    drawn = img[..., 3] > 0
+    for c in centres:
+        if 1 <= c.x < 255 and 1 <= c.y < 255:
+            assert drawn[int(c.y), int(c.x)]
+    # The biggest marker is 3 × the symbol's size (24 px across).
+    ys, xs = np.nonzero(drawn)
+    cx = np.array([c.x for c in centres])
+    cy = np.array([c.y for c in centres])
+    far = [(x, y) for x, y in zip(xs, ys, strict=True)
+           if np.min(np.hypot(cx - x - 0.5, cy - y - 0.5)) > 14]
+    assert not far
 
 
 def test_2x_tile_is_512_px_with_the_same_picture(renderer, parcel_tile):
