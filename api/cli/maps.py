@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from api.cli.common import _errors, _ready_dsn, _settings, _vector_layer, app, console
+from gis.errors import InvalidParameter
 
 map_app = typer.Typer(help="Standalone HTML maps (folium) styled from the catalog.",
                       no_args_is_help=True)
@@ -24,6 +25,7 @@ def map_export(
     geojson: Annotated[Path | None, typer.Option(
         help="Draw this GeoJSON (e.g. a saved query result) instead of the layer's "
              "features, with the layer's style")] = None,
+    lang: Annotated[str, typer.Option(help="Language of the titles: vi or en")] = "vi",
 ) -> None:
     """Write a standalone HTML map (Leaflet via folium) of a layer: public fields only."""
     from gis.webmap import folium_export
@@ -31,12 +33,15 @@ def map_export(
     with _errors():
         lyr = _vector_layer(layer)
         box = folium_export.parse_bbox(bbox)
+        if lang not in ("vi", "en"):
+            raise InvalidParameter(f"lang must be vi or en, not {lang!r}")
         if geojson is not None:
             data = json.loads(geojson.read_text(encoding="utf-8"))
-            html = folium_export.geojson_map(lyr, data, box).get_root().render()
+            html = folium_export.geojson_map(lyr, data, box, lang).get_root().render()
             count = len(data.get("features", []))
         else:
-            html = folium_export.layer_map_html(_ready_dsn(_settings()), lyr, box, limit)
+            html = folium_export.layer_map_html(_ready_dsn(_settings()), lyr, box, limit,
+                                                lang=lang)
             count = html.count('"type": "Feature"')
         out.write_text(html, encoding="utf-8")
     console.print(f"wrote {out} ({count} features of {lyr.id})")

@@ -187,6 +187,13 @@ def test_map_export_cli(demo_settings, tmp_path):
     n = _count(demo_settings.dsn, "incidents", CENTRAL_HUE_BBOX)
     assert html.count('"type": "Feature"') == n > 0
     assert "reporter" not in html
+    assert "Mã phản ánh" in _folium_aliases(html)  # Vietnamese by default
+    res = CliRunner().invoke(cli, ["map", "export", "--layer", "incidents", "--bbox", BBOX,
+                                   "--lang", "en", "--out", str(out)], env=env)
+    assert res.exit_code == 0 and "Reference" in _folium_aliases(out.read_text())
     res = CliRunner().invoke(cli, ["map", "export", "--layer", "nope", "--out", str(out)],
                              env=env)
     assert res.exit_code == 2 and "LayerNotFound" in res.output
+    res = CliRunner().invoke(cli, ["map", "export", "--layer", "tourism", "--lang", "fr",
+                                   "--out", str(out)], env=env)
+    assert res.exit_code == 2 and "lang" in res.output
