@@ -137,6 +137,7 @@ def _style(layer, style: dict[str, Any]) -> None:
             sym.setColor(QColor(colour))
             if style.get("stroke"):
                 sym.symbolLayer(0).setStrokeColor(QColor(style["stroke"]))
+                sym.symbolLayer(0).setStrokeWidth(style.get("stroke_width", 0.1))
             cats.append(QgsRendererCategory(value, sym, value))
         layer.setRenderer(QgsCategorizedSymbolRenderer(style["field"], cats))
     else:

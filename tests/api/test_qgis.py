@@ -222,9 +222,11 @@ def test_qgis_wms_identify_features(identify: dict, parcel: dict) -> None:
     assert "owner_name" not in feature
 
 
-def test_qgis_draws_oapif_wms_and_vector_tiles_alike(live_server: str, parcel: dict,
-                                                     tmp_path) -> None:
-    """The same parcels drawn by QGIS from three services land on the same pixels."""
+@pytest.fixture(scope="module")
+def drawn(live_server: str, parcel: dict, tmp_path_factory) -> dict:
+    """The parcels around the parcel drawn by QGIS in EPSG:3857 from OAPIF, WMS and the vector
+    tiles (QGIS's default style, and /styles/parcels converted by QGIS): images and results."""
+    out = tmp_path_factory.mktemp("qgis_drawn")
     to = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
     x, y = to.transform(parcel["lon"], parcel["lat"])
     extent = _extent_around(x, y, 60.0)
@@ -238,21 +240,40 @@ def test_qgis_draws_oapif_wms_and_vector_tiles_alike(live_server: str, parcel: d
         "mvt_styled": {"provider": "xyzvectortiles", "name": "parcels", "uri": mvt
                        + "&styleUrl=" + quote(f"{live_server}/styles/parcels", safe="")},
     }
-    results = dict(zip(sources, run_qgis([
-        {"op": "render", "crs": "EPSG:3857", "extent": extent, "size": list(SIZE),
-         "out": str(tmp_path / f"{name}.png"), "layers": [spec]}
-        for name, spec in sources.items()]), strict=True))
+    results = run_qgis([{"op": "render", "crs": "EPSG:3857", "extent": extent,
+                         "size": list(SIZE), "out": str(out / f"{name}.png"), "layers": [spec]}
+                        for name, spec in sources.items()])
+    return {name: {"result": result, "image": _png(out / f"{name}.png")}
+            for name, result in zip(sources, results, strict=True)} | {
+        "pixel": _pixel(extent, SIZE, x, y)}
+
+
+def test_qgis_draws_oapif_wms_and_vector_tiles_alike(drawn: dict) -> None:
+    """The same parcels drawn by QGIS from three services land on the same pixels."""
+    row, col = drawn["pixel"]
     masks = {}
-    row, col = _pixel(extent, SIZE, x, y)
-    for name, result in results.items():
-        assert result.get("errors") == [], (name, result)
-        img = _png(tmp_path / f"{name}.png")
+    for name in ("oapif", "wms", "mvt", "mvt_styled"):
+        assert drawn[name]["result"].get("errors") == [], (name, drawn[name]["result"])
+        img = drawn[name]["image"]
         assert img[row, col, 3] > 0, name
         masks[name] = img[..., 3] > 0
-    drawn = masks["oapif"].mean()
-    assert 0.2 < drawn < 0.95, drawn  # parcels and the streets between them
+    share = masks["oapif"].mean()
+    assert 0.2 < share < 0.95, share  # parcels and the streets between them
     for name in ("wms", "mvt"):
         assert (masks[name] == masks["oapif"]).mean() > 0.9, name
     # /styles/parcels (MapLibre), converted by QGIS, styles the tiles' ``parcels`` layer.
-    styles = results["mvt_styled"]["styles"]["parcels"]
+    styles = drawn["mvt_styled"]["result"]["styles"]["parcels"]
     assert any(layer == "parcels" for _, layer in styles), styles
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "QGIS 3.22's MapLibre style converter turns a `match` whose labels are bare strings "
+    "('ODT', '#f4a582', ...) into `\"land_use\" IN ()`, so every parcel gets the fallback "
+    "colour; labels written as one-element arrays (['ODT'], '#f4a582', ...) convert right."))
+def test_qgis_styles_vector_tiles_by_land_use(drawn: dict, parcel: dict) -> None:
+    row, col = drawn["pixel"]
+    want = np.array([int(LAND_USE[parcel["land_use"]][2][i:i + 2], 16) for i in (1, 3, 5)])
+    # The style's fill-opacity 0.6 over its background colour #f4f1ea.
+    want = 0.6 * want + 0.4 * np.array([0xf4, 0xf1, 0xea])
+    block = drawn["mvt_styled"]["image"][row - 1:row + 2, col - 1:col + 2].reshape(-1, 4)
+    assert any(np.abs(p[:3] - want).max() <= 8 for p in block), (block.tolist(), want)
