@@ -3,10 +3,11 @@ from a running Huế GIS, the way a planner's QGIS would connect: the wards thro
 (rendered by the server), parcels, construction and tourism through OGC API Features (drawn
 by QGIS, parcels coloured by land use with the catalog's colours).
 
-    .venv/bin/python scripts/qgis_picture.py [--base http://127.0.0.1:8000] [--out docs/screenshots/qgis.png]
+    .venv/bin/python scripts/qgis_picture.py [--base http://127.0.0.1:8000] [--out FILE]
 
-The server must be running (``make run``); QGIS must be installed (``make system``). QGIS runs
-in a child process through ``tests/api/qgis_client.py``, the same driver the tests use.
+``FILE`` is docs/screenshots/qgis.png by default. The server must be running (``make run``);
+QGIS must be installed (``make system``). QGIS runs in a child process through
+``tests/api/qgis_client.py``, the same driver the tests use.
 """
 
 from __future__ import annotations
