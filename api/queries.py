@@ -9,7 +9,7 @@ geometries, ``point-crs`` the CRS of ``lon``/``lat`` (x/y in a projected CRS), a
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Annotated, Any
@@ -20,7 +20,8 @@ import shapely
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import PoolDep, PrincipalDep, SettingsDep
+from api.auth import current_principal
+from api.deps import PoolDep, PrincipalDep, SettingsDep, get_pool
 from api.exports import download_format, export_response
 from gis.auth import Principal
 from gis.catalog import vector_layer
@@ -43,6 +44,8 @@ MAX_BODY_BYTES = 1 << 20
 DEFAULT_LIMIT = 1000
 MAX_EXPOSURE_PARCELS = 50_000
 JSON_TYPES = ("application/json", "application/geo+json", "")
+# The rasters what's-here reads, and the member each value goes to.
+RASTER_VALUES = {"flood-depth": "flood_depth_m", "elevation": "elevation_m"}
 
 Lon = Annotated[float, Query(description="Longitude (x in `point-crs`)")]
 Lat = Annotated[float, Query(description="Latitude (y in `point-crs`)")]
@@ -57,6 +60,33 @@ Limit = Annotated[int | None, Query(description="Most features in a JSON answer"
 def _whats_here_sql(crs: ApiCRS, role: str) -> str:
     """The what's-here SQL per output CRS and role (fields depend on the role only)."""
     return q.whats_here_sql(crs, Principal(role))  # type: ignore[arg-type]
+
+
+def _parameter(name: str, description: str, kind: str = "string",
+               required: bool = False) -> dict:
+    return {"name": name, "in": "query", "required": required, "description": description,
+            "schema": {"type": kind}}
+
+
+# What's-here reads its query itself (see the handler); its parameters, for the OpenAPI page.
+WHATS_HERE_PARAMETERS = [
+    _parameter("lon", "Longitude (x in `point-crs`)", "number", True),
+    _parameter("lat", "Latitude (y in `point-crs`)", "number", True),
+    _parameter("point-crs", "CRS of lon/lat (default CRS84)"),
+    _parameter("crs", "CRS of returned geometries (default CRS84)"),
+    _parameter("f", "json (default), geojson, csv or gpkg"),
+]
+
+
+def _number(params: Mapping[str, str], name: str) -> float:
+    """The number ``name`` of a query string (400 when missing or not a number)."""
+    value = params.get(name)
+    if value is None:
+        raise InvalidParameter(f"{name} is required")
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidParameter(f"{name} must be a number, got {value!r}") from None
 
 
 def _out_crs(crs: str | None, fmt: str | None) -> ApiCRS:
@@ -161,34 +191,41 @@ class QueriesRouter:
     def register_routes(self) -> None:  # noqa: C901 (route table)
         r = self.router
 
-        @r.get("/whats-here", summary="What is at a point")
-        async def whats_here(request: Request, pool: PoolDep, principal: PrincipalDep,
-                             lon: Lon, lat: Lat, point_crs: PointCrs = None,
-                             crs: OutCrs = None, f: Fmt = None) -> Response:
+        @r.get("/whats-here", summary="What is at a point",
+               openapi_extra={"parameters": WHATS_HERE_PARAMETERS})
+        async def whats_here(request: Request) -> Response:
             """Ward, parcels, construction, flood depth, elevation and the nearest health,
             education and tourism feature (geodesic metres) at a point."""
-            fmt = download_format(f, request)
-            out = _out_crs(crs, fmt)
-            x, y = q.parse_point(lon, lat, parse_api_crs(point_crs))
+            # The hot path of the planner page: the parameters are read here rather than by
+            # FastAPI's dependency machinery, which would cost as much as the rest together.
+            params = request.query_params
+            lon, lat = _number(params, "lon"), _number(params, "lat")
+            fmt = download_format(params.get("f"), request)
+            out = _out_crs(params.get("crs"), fmt)
+            x, y = q.parse_point(lon, lat, parse_api_crs(params.get("point-crs")))
+            principal = await current_principal(request)
+            pool = await get_pool(request)
             row = await pool.fetchrow(_whats_here_sql(out, principal.role), x, y)
-            ward = json.loads(row[0]) if row[0] else None
-            if ward is None:
+            if row[0] is None:
                 raise _outside(f"({lon}, {lat})")
             rasters = json.loads(row[6]) if row[6] else {}
-            values = {}
-            for rid, key in (("flood-depth", "flood_depth_m"), ("elevation", "elevation_m")):
-                info = rasters.get(rid)
-                values[key] = (rs.value_at(rs.open_raster(info["path"]), x, y)
-                               if info else None)
+            loaded = [rid for rid in RASTER_VALUES if rid in rasters]
+            values = dict.fromkeys(RASTER_VALUES.values())
+            values.update(zip((RASTER_VALUES[rid] for rid in loaded),
+                              rs.values_at([rasters[rid]["path"] for rid in loaded], x, y),
+                              strict=True))
+            if fmt is None:  # the database's JSON texts, spliced: nothing parsed again
+                nearest = ", ".join(f'"{k}": {v or "null"}'
+                                    for k, v in zip(q.NEAREST_LAYERS, row[3:6], strict=True))
+                head = json.dumps({"location": {"lon": x, "lat": y}, **values})
+                body = (f'{head[:-1]}, "ward": {row[0]}, "parcels": {row[1]}, '
+                        f'"construction": {row[2]}, "nearest": {{{nearest}}}}}')
+                return Response(body.encode(), media_type="application/json",
+                                headers={"Content-Crs": f"<{out.uri}>"})
+            ward = json.loads(row[0])
             nearest = {k: json.loads(v) if v else None
                        for k, v in zip(q.NEAREST_LAYERS, row[3:6], strict=True)}
-            doc = {"location": {"lon": x, "lat": y}, "ward": ward, **values,
-                   "parcels": json.loads(row[1]), "construction": json.loads(row[2]),
-                   "nearest": nearest}
-            if fmt is None:
-                return Response(json.dumps(doc, ensure_ascii=False),
-                                media_type="application/json",
-                                headers={"Content-Crs": f"<{out.uri}>"})
+            doc = {"parcels": json.loads(row[1]), "construction": json.loads(row[2])}
             point = {"type": "Feature", "geometry": _geojson(shapely.Point(x, y), out),
                      "properties": {"layer": "location", "ward_code": ward["gso_code"],
                                     "ward_name": ward["name"], **values}}

@@ -126,6 +126,12 @@ def ensure_ready(settings: Settings) -> str:
     return settings.dsn
 
 
+async def _keep_session(_conn) -> None:
+    """Release without asyncpg's reset query (``RESET ALL``, ``UNLISTEN *``…: a second round
+    trip per request). asyncpg still rolls back an open transaction first; the API sets no
+    session state on pooled connections (LISTEN and advisory locks use their own)."""
+
+
 async def create_pool(settings: Settings):
     """asyncpg pool with a statement timeout, so a heavy query cannot starve the others."""
     import asyncpg
@@ -134,6 +140,7 @@ async def create_pool(settings: Settings):
         settings.dsn,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
+        reset=_keep_session,
         server_settings={"statement_timeout": str(settings.statement_timeout_ms),
                          "application_name": "huegis-api"},
     )

@@ -288,29 +288,40 @@ def intersects_features_sql(layer: Layer, crs: ApiCRS, principal: Principal | No
 
 def whats_here_sql(crs: ApiCRS, principal: Principal | None) -> str:
     """Everything about the point ``($1, $2)`` lon/lat in one round trip, one row:
-    ``(ward, parcels, construction, health, education, tourism, rasters)`` as JSON."""
-    wards, parcels, construction = (VECTOR_LAYERS[k] for k in
-                                    ("wards", "parcels", "construction"))
-    ward = (f"(SELECT json_build_object('gso_code', w.gso_code, 'name', w.name) "
-            f"FROM {table_ref(wards)} w WHERE ST_Intersects(w.{ident(wards.geometry_column)}, "
-            f"{POINT}) ORDER BY w.gso_code LIMIT 1)")
+    ``(ward, parcels, construction, health, education, tourism, rasters)`` as JSON texts.
+
+    The ward comes from ``ward_pieces`` (the wards cut into pieces of at most 64 vertices,
+    migration 0006), the parcels and construction at the point from their GiST indexes, the
+    nearest health, education and tourism feature by index-assisted KNN, the geodesic
+    distance computed for the few candidates only. The point is built once, in a subquery
+    the planner cannot fold into constants (``OFFSET 0``): every plan of the prepared
+    statement then costs the same, so PostgreSQL keeps one generic plan instead of planning
+    every execution again (planning this query costs more than running it).
+    """
+    parcels, construction = VECTOR_LAYERS["parcels"], VECTOR_LAYERS["construction"]
+    point = "p.g"
+    ward = ("(SELECT json_build_object('gso_code', w.gso_code, 'name', w.name) "
+            f"FROM ward_pieces w WHERE ST_Intersects(w.geom, {point}) "
+            "ORDER BY w.gso_code LIMIT 1)")
 
     def at_point(layer: Layer) -> str:
         g = ident(layer.geometry_column)
         feature = feature_json(layer, "t", crs, principal)
         return (f"(SELECT coalesce(json_agg({feature} ORDER BY t.{ident(layer.id_column)}), "
-                f"'[]') FROM {source_ref(layer, principal)} t WHERE ST_Intersects(t.{g}, {POINT}))")
+                f"'[]') FROM {source_ref(layer, principal)} t "
+                f"WHERE ST_Intersects(t.{g}, {point}))")
 
     def nearest(layer_id: str) -> str:
         layer = VECTOR_LAYERS[layer_id]
         feature = feature_json(layer, "s", crs, principal, {"distance_m": "s.distance_m"})
-        return f"(SELECT {feature} FROM {knn_rows(layer, POINT, '1', principal)} s)"
+        return f"(SELECT {feature} FROM {knn_rows(layer, point, '1', principal)} s)"
 
     rasters = ("(SELECT json_object_agg(r.id, json_build_object('path', r.path, 'nodata', "
                "r.nodata)) FROM raster_datasets r)")
     cols = [ward, at_point(parcels), at_point(construction),
             *(nearest(k) for k in NEAREST_LAYERS), rasters]
-    return "SELECT " + ", ".join(f"{c}::text" for c in cols)
+    return ("SELECT " + ", ".join(f"{c}::text" for c in cols)
+            + f" FROM (SELECT {POINT} AS g OFFSET 0) p")
 
 
 def exposure_parcels_sql(crs: ApiCRS, principal: Principal | None, limit: int) -> str:

@@ -47,6 +47,7 @@ def open_raster(path: str | Path):
         except rasterio.errors.RasterioIOError as exc:
             raise NotFound(f"raster file {key} cannot be read: {exc}") from None
         ds.huegis_epsg = ds.crs.to_epsg()  # looked up once: to_epsg() is slow
+        ds.huegis_transform = ds.transform  # a new Affine on every ds.transform
         ds.huegis_band = None
         cache[key] = (ds, stamp)
     return ds
@@ -74,8 +75,30 @@ def value_at(ds, lon: float, lat: float) -> float | None:
 
         value_at(open_raster(path), 107.5905, 16.4680)  # flood depth near Trường Tiền
     """
-    x, y = transformer(4326, ds.huegis_epsg).transform(lon, lat)
-    t = ds.transform
+    return _pixel_value(ds, *transformer(4326, ds.huegis_epsg).transform(lon, lat))
+
+
+def values_at(paths: Sequence[str | Path], lon: float, lat: float) -> list[float | None]:
+    """The value at lon/lat of each raster file (see :func:`value_at`), the point
+    transformed once per raster CRS (what's-here reads flood depth and elevation, both in
+    EPSG:9214, for one transformation).
+
+    Example
+    -------
+    With the demo rasters (the tests run this)::
+
+        values_at([flood_path, elevation_path], 107.5905, 16.4680)
+    """
+    datasets = [open_raster(p) for p in paths]
+    local = {ds.huegis_epsg: None for ds in datasets}
+    for epsg in local:
+        local[epsg] = transformer(4326, epsg).transform(lon, lat)
+    return [_pixel_value(ds, *local[ds.huegis_epsg]) for ds in datasets]
+
+
+def _pixel_value(ds, x: float, y: float) -> float | None:
+    """The value of the pixel containing ``x``/``y`` (the raster's CRS)."""
+    t = ds.huegis_transform
     if not (math.isfinite(x) and math.isfinite(y)):
         return None
     col = math.floor((x - t.c) / t.a) if t.b == 0 else ds.index(x, y)[1]

@@ -109,6 +109,14 @@ def test_whats_here_at_the_imperial_city(client: TestClient, demo: psycopg.Conne
         assert dist[got["id"]] == pytest.approx(dist[best], abs=0.01)
 
 
+def test_whats_here_documents_its_parameters(client: TestClient) -> None:
+    """The handler reads its query itself (the hot path); the OpenAPI page still lists it."""
+    op = client.get("/api").json()["paths"]["/query/whats-here"]["get"]
+    params = {p["name"]: p for p in op["parameters"]}
+    assert set(params) == {"lon", "lat", "point-crs", "crs", "f"}
+    assert params["lon"]["required"] and params["lon"]["schema"]["type"] == "number"
+
+
 def test_whats_here_on_the_river_is_flooded(client: TestClient) -> None:
     doc = client.get("/query/whats-here", params=dict(zip(("lon", "lat"), TRUONG_TIEN_LONLAT,
                                                           strict=True))).json()
@@ -377,6 +385,12 @@ def test_bad_input_is_4xx(client: TestClient) -> None:
           "OutsideHue")
     error(client.get("/query/whats-here", params={"lon": "east", "lat": 16}), 400)
     error(client.get("/query/whats-here", params={"lon": 500, "lat": 16}), 400)
+    for params in ({"lat": 16.47}, {"lon": 107.58}, {"lon": "nan", "lat": 16.47},
+                   {"lon": 107.58, "lat": "inf"}, {"lon": "", "lat": 16.47}):
+        error(client.get("/query/whats-here", params=params), 400, "InvalidParameterValue")
+    error(client.get("/query/whats-here", params={**here, "f": "kml"}), 400)
+    error(client.get("/query/whats-here", params={**here, "point-crs": "EPSG:1"}), 400,
+          "UnknownCRS")
     error(client.get("/query/whats-here", params={**here, "crs": "EPSG:1234"}), 400,
           "UnknownCRS")
     error(client.get("/query/nearest", params={**here, "collection": "nope"}), 404)

@@ -15,6 +15,7 @@ from gis.errors import InvalidGeometry, InvalidParameter
 from gis.features import queries as q
 from gis.features import rasterstats as rs
 from gis.features.request import parse_api_crs
+from gis.settings import Settings
 from layers import VECTOR_LAYERS
 from tests.common import DAI_NOI_LONLAT
 
@@ -152,3 +153,47 @@ def test_overlap_stats_weight_by_area(raster: Path) -> None:
     assert mean[0] == pytest.approx(54.25, abs=0.01) and peak[0] == 55.0
     assert mean[1] == pytest.approx(77.0) and peak[1] == 77.0
     assert np.isnan(mean[2]) and np.isnan(peak[2])
+
+
+def test_values_at_reads_every_raster_at_once(raster: Path) -> None:
+    ds = rs.open_raster(raster)
+    for x, y in ((560_250, 1_821_650), (560_050, 1_821_950), (560_999, 1_821_001)):
+        lon, lat = lonlat(shapely.Point(x, y)).coords[0]
+        assert rs.values_at([raster, raster], lon, lat) == [rs.value_at(ds, lon, lat)] * 2
+    lon, lat = lonlat(shapely.Point(560_250, 1_821_650)).coords[0]
+    assert rs.values_at([raster], lon, lat) == [32.0]
+    assert rs.values_at([raster], 107.0, 16.0) == [None]  # off the raster
+    assert rs.values_at([], lon, lat) == []
+
+
+# --------------------------------------------------------------------------- what's here
+def test_whats_here_keeps_one_generic_plan(demo_settings: Settings) -> None:
+    """The prepared what's-here statement is planned once, not at every execution: its
+    generic plan is chosen (planning it costs more than running it), and that plan still
+    reaches every table through its GiST index."""
+    sql = q.whats_here_sql(parse_api_crs(None), None)
+    with psycopg.connect(demo_settings.dsn) as conn:
+        conn.pgconn.exec_(f"PREPARE wh (float8, float8) AS {sql}".encode())
+        lon, lat = DAI_NOI_LONLAT
+        for i in range(8):
+            conn.execute(f"EXECUTE wh ({lon + i * 1e-3}, {lat})").fetchone()
+        generic, custom = conn.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE name = 'wh'").fetchone()
+        assert generic >= 3 and custom <= 5
+
+        # Even a plan made for one point does not see the point as a constant (a literal
+        # would make its estimates, and so its cost, differ from the generic plan's, and
+        # PostgreSQL would then plan every execution again).
+        conn.execute("SET plan_cache_mode = force_custom_plan")
+        custom_plan = "\n".join(r[0] for r in conn.execute(
+            f"EXPLAIN EXECUTE wh ({lon}, {lat})").fetchall())
+        assert "geom && p.g" in custom_plan and "::geometry)" not in custom_plan, custom_plan
+        conn.execute("RESET plan_cache_mode")
+        plan = "\n".join(r[0] for r in conn.execute(
+            f"EXPLAIN EXECUTE wh ({lon}, {lat})").fetchall())
+        assert "Seq Scan on land_parcels" not in plan
+        for index in ("ward_pieces_geom", "land_parcels_geom_gist", "construction_geom_gist",
+                      "health_facilities_geom_gist", "education_facilities_geom_gist",
+                      "tourism_pois_geom_gist"):
+            assert f"using {index}" in plan, (index, plan)
