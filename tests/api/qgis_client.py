@@ -153,7 +153,12 @@ def op_oapif(base: str, collection: str, bbox: list[float] | None = None,
     """Load ``collection`` through the OAPIF provider and read its features."""
     from qgis.core import QgsFeatureRequest, QgsRectangle, QgsVectorLayer, QgsWkbTypes
 
-    layer = QgsVectorLayer(_oapif_uri(base, collection), collection, "OAPIF")
+    uri = _oapif_uri(base, collection)
+    if bbox:
+        # "Only request features overlapping the view extent": QGIS then asks the server with
+        # ``bbox=`` instead of downloading the whole collection and filtering it itself.
+        uri += " restrictToRequestBBOX='1'"
+    layer = QgsVectorLayer(uri, collection, "OAPIF")
     if not layer.isValid():
         return {"valid": False, "error": _why(layer)}
     request = QgsFeatureRequest()
