@@ -1,6 +1,6 @@
 """Real OGC API Features clients against a real ``huegis serve`` on the demo data:
 OWSLib (collections, items with bbox and CQL2) and GDAL's OAPIF driver (ogrinfo, ogr2ogr
-with a where clause and a VN-2000 target CRS). QGIS is not installed here (not tested)."""
+with a where clause and a VN-2000 target CRS). QGIS: tests/api/test_qgis.py."""
 
 from __future__ import annotations
 
