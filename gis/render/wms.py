@@ -295,7 +295,9 @@ def format_info(features: list[dict], fmt: str) -> tuple[str, str]:
                          f"{html.escape(layer.title_vi)} {html.escape(str(f['id'] or ''))}"
                          "</caption>")
             for k, v in f["properties"].items():
-                parts.append(f"<tr><th>{html.escape(k)}</th><td>"
+                title = (f"{layer.field(k).title_in('vi')} · {layer.field(k).title_in('en')}"
+                         if isinstance(layer, Layer) and layer.has_field(k) else k)
+                parts.append(f'<tr><th title="{html.escape(k)}">{html.escape(title)}</th><td>'
                              f"{html.escape('' if v is None else str(v))}</td></tr>")
             parts.append("</table>")
         parts.append("</body></html>")

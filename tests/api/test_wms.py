@@ -150,6 +150,7 @@ def test_getfeatureinfo_formats_public_fields_only(client, parcel):
     html = client.get(base + "&INFO_FORMAT=text/html")
     assert html.headers["content-type"].startswith("text/html")
     assert f"<td>{parcel['parcel_no']}</td>" in html.text
+    assert '<th title="parcel_no">Số thửa · Parcel number</th>' in html.text  # catalog titles
     text = client.get(base + "&INFO_FORMAT=text/plain")
     assert f"parcel_no = {parcel['parcel_no']}" in text.text
     both = client.get(base.replace("QUERY_LAYERS=parcels", "QUERY_LAYERS=wards,parcels")
