@@ -164,8 +164,8 @@ async def mvt_tile(state, layers: list[Layer], tms_id: str, z: int, x: int, y: i
     def maker(layer: Layer) -> Callable[[], Awaitable[bytes]]:
         async def make() -> bytes:
             pool = await state.pools.get()
-            if service.cache.enabled and not _touches(
-                    await service.extent(pool, layer), _near(tms_id, z, x, y)):
+            known, extent = service.known_extent(pool, layer)
+            if known and service.cache.enabled and not _touches(extent, _near(tms_id, z, x, y)):
                 return b""
             return await tiles.layer_tile(pool, layer, tms_id, z, x, y,
                                           max_bytes=settings.tile_max_bytes,

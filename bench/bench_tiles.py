@@ -242,6 +242,57 @@ def run_paths(base: str, paths: list[str], connections: int, seconds: float | No
     return _stats(lat, time.perf_counter() - started, statuses)
 
 
+WRK_SCRIPT = """
+local paths = {}
+local i = 0
+init = function(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  i = tonumber(args[2]) or 0
+end
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i % #paths) + 1])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("WRK %d %d %d %d %d %d %d %d\\n", summary.requests,
+    summary.duration, latency:percentile(50), latency:percentile(95),
+    latency:percentile(99), summary.errors.status, summary.errors.connect +
+    summary.errors.read + summary.errors.write, summary.errors.timeout))
+end
+"""
+
+
+def run_wrk(base: str, paths: list[str], connections: int, seconds: float) -> dict | None:
+    """The paths round and round for ``seconds`` with ``wrk`` (one thread: a C load
+    generator leaves the cores to the servers it measures); ``None`` without wrk."""
+    exe = shutil.which("wrk")
+    if exe is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "paths.txt").write_text("\n".join(paths) + "\n")
+        (Path(tmp) / "cycle.lua").write_text(WRK_SCRIPT)
+        out = subprocess.run([exe, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+                              "--timeout", "10s", "-s", str(Path(tmp) / "cycle.lua"), base,
+                              "--", str(Path(tmp) / "paths.txt")],
+                             capture_output=True, text=True, timeout=seconds + 60, check=True)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("WRK "))
+    n, dur_us, p50, p95, p99, bad, sock, timeouts = map(int, line.split()[1:])
+    return {"requests": n, "rps": n / (dur_us / 1e6), "p50": p50 / 1000, "p95": p95 / 1000,
+            "p99": p99 / 1000, "statuses": {"non-2xx/3xx": bad, "socket errors": sock,
+                                            "timeouts": timeouts}}
+
+
+def run_warm(base: str, paths: list[str], connections: int, seconds: float) -> dict:
+    """A warm run: wrk when installed (``apt-get install wrk``), else the Python client."""
+    r = run_wrk(base, paths, connections, seconds)
+    if r is None:
+        r = run_paths(base, paths, connections, seconds)
+        r["client"] = "python threads"
+    else:
+        r["client"] = "wrk -t1"
+    return r
+
+
 def _stats(lat: list[float], elapsed: float, statuses: dict) -> dict:
     lat.sort()
 
@@ -304,9 +355,11 @@ def main() -> None:  # noqa: C901 (one scenario after another)
     rows: list[tuple[str, dict]] = []
 
     def note(name: str, r: dict) -> None:
+        r["load"] = os.getloadavg()[0]  # 1-minute load average at the end of the run
         rows.append((name, r))
         print(f"{name:<44} {r['rps']:>9.1f} tiles/s  p50 {r['p50']:7.1f}  p95 {r['p95']:7.1f}"
-              f"  p99 {r['p99']:7.1f} ms  {r['statuses']}", flush=True)
+              f"  p99 {r['p99']:7.1f} ms  {r['statuses']}  load {r['load']:.1f}"
+              f"  {r.get('client', '')}", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp, (
             demo_database(args.rows, args.incidents or args.rows, args.seed, args.keep,
@@ -329,7 +382,7 @@ def main() -> None:  # noqa: C901 (one scenario after another)
         nginx_procs: list[subprocess.Popen] = []
         try:
             note("huegis cold", run_paths(base, ours, args.connections))
-            note("huegis warm (cache)", run_paths(base, ours, args.connections, args.seconds))
+            note("huegis warm (cache)", run_warm(base, ours, args.connections, args.seconds))
             if not args.no_nginx:
                 cache_dir = var / "tile-cache"
                 (Path(tmp) / "front").mkdir()
@@ -346,10 +399,10 @@ def main() -> None:  # noqa: C901 (one scenario after another)
                 kept = {f.split("/", 4)[4] for f in files}
                 front = [p for p, (z, x, y) in zip(ours, tiles, strict=True)
                          if f"{z}/{x}/{y}.mvt" in kept]
-                note("nginx + huegis disk cache", run_paths(f"http://127.0.0.1:{p1}", front,
-                                                            args.connections, args.seconds))
-                note("plain nginx, same files", run_paths(f"http://127.0.0.1:{p2}", files,
-                                                          args.connections, args.seconds))
+                note("nginx + huegis disk cache", run_warm(f"http://127.0.0.1:{p1}", front,
+                                                           args.connections, args.seconds))
+                note("plain nginx, same files", run_warm(f"http://127.0.0.1:{p2}", files,
+                                                         args.connections, args.seconds))
         finally:
             for p in nginx_procs:
                 p.terminate()
@@ -369,11 +422,12 @@ def report(args: argparse.Namespace, n: int, rows: list[tuple[str, dict]]) -> No
     lines = [f"# bench_tiles: {args.rows} parcels, {n} distinct z{ZOOMS[0]}–{ZOOMS[1]} tiles",
              "", f"{platform.node()}, {os.cpu_count()} CPU, Python {platform.python_version()},"
              f" {args.connections} connections, {args.workers} workers", "",
-             "| run | tiles/s | p50 ms | p95 ms | p99 ms | statuses |",
-             "|---|---:|---:|---:|---:|---|"]
+             "| run | tiles/s | p50 ms | p95 ms | p99 ms | statuses | load | client |",
+             "|---|---:|---:|---:|---:|---|---:|---|"]
     for name, r in rows:
         lines.append(f"| {name} | {r['rps']:.1f} | {r['p50']:.1f} | {r['p95']:.1f} | "
-                     f"{r['p99']:.1f} | {r['statuses']} |")
+                     f"{r['p99']:.1f} | {r['statuses']} | {r['load']:.1f} | "
+                     f"{r.get('client', 'python threads')} |")
     lines.append("")
     cold = by.get("huegis cold")
     for peer in ("tipg cold", "naive ST_AsMVT (8 DB connections)"):

@@ -59,6 +59,7 @@ class TileService:
         self.last_change: int | None = None  # id of the last change applied
         self._rebuild: asyncio.Future | None = None
         self._extents: dict[str, tuple[float, float, float, float] | None] = {}
+        self._extent_jobs: dict[str, asyncio.Future] = {}
 
     # ------------------------------------------------------------------ listener
     async def start(self, wait_s: float = 5.0) -> None:
@@ -76,8 +77,10 @@ class TileService:
             self._rebuild.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._rebuild
-        for job in list(self._jobs):
-            with contextlib.suppress(Exception):
+        for job in list(self._extent_jobs.values()):
+            job.cancel()
+        for job in list(self._jobs) + list(self._extent_jobs.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await job
         await self.cache.close()
 
@@ -226,22 +229,35 @@ class TileService:
             self.generation += 1
 
     # ------------------------------------------------------------------ extents
-    async def extent(self, pool, layer) -> tuple[float, float, float, float] | None:
-        """The layer's lon/lat extent as this worker knows it (``None``: no rows), loaded
-        once and widened by every change message, so a tile outside it is empty without a
-        query. Not kept while the cache is off (changes could be missed)."""
+    def known_extent(self, pool, layer) -> tuple[bool, tuple[float, float, float, float] | None]:
+        """``(True, extent)`` when this worker knows the layer's lon/lat extent (``None``: no
+        rows), so a tile outside it is empty without a query; ``(False, None)`` while it is
+        unknown. The first call starts loading it in the background (one full scan per
+        layer and worker, never on a request's path, never twice at once); it is widened
+        by every change message and not kept while the cache is off (changes could be
+        missed)."""
         if layer.id in self._extents:
-            return self._extents[layer.id]
-        generation = self.generation
+            return True, self._extents[layer.id]
+        if self.cache.enabled and layer.id not in self._extent_jobs:
+            job = asyncio.ensure_future(self._load_extent(pool, layer))
+            self._extent_jobs[layer.id] = job
+            job.add_done_callback(lambda _job, k=layer.id: self._extent_jobs.pop(k, None))
+        return False, None
+
+    async def _load_extent(self, pool, layer) -> None:
         from gis.sqlbuild import ident, table_ref
 
-        row = await pool.fetchrow(
-            f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
-            f"ST_Extent({ident(layer.geometry_column)}) AS e FROM {table_ref(layer)}) s")
+        generation = self.generation
+        try:
+            row = await pool.fetchrow(
+                f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
+                f"ST_Extent({ident(layer.geometry_column)}) AS e FROM {table_ref(layer)}) s")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("extent of %s not loaded: %s", layer.id, exc)
+            return
         box = tuple(row) if row is not None and row[0] is not None else None
         if generation == self.generation and self.cache.enabled:
-            self._extents[layer.id] = box
-        return box  # type: ignore[return-value]
+            self._extents[layer.id] = box  # type: ignore[assignment]
 
     def _widen_extent(self, layer: str, boxes: list) -> None:
         if layer not in self._extents:

@@ -148,6 +148,66 @@ def test_multi_layer_tile_names_layers_by_collection(client: TestClient) -> None
     assert set(mapbox_vector_tile.decode(everything.content)) >= {"wards", "parcels"}
 
 
+def test_fast_path_answers_tile_gets_before_routing(client: TestClient,
+                                                  parcel_ids: list[int]) -> None:
+    """``TileFastPath`` answers a tile GET itself (hit or miss, 200/304/204, the route's
+    bytes and headers) and hands anything else to the app behind it."""
+    from api.tiles import TileFastPath
+
+    behind: list[str] = []
+
+    async def app(scope, receive, send) -> None:  # what FastAPI would be
+        behind.append(scope["path"])
+        await send({"type": "http.response.start", "status": 599, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    fast = TileFastPath(app, client.app.state)
+
+    def get(path: str, query: bytes = b"", inm: str | None = None):
+        sent: list[dict] = []
+
+        async def call() -> None:
+            async def receive() -> dict:
+                return {"type": "http.request", "body": b""}
+
+            async def send(message: dict) -> None:
+                sent.append(message)
+
+            headers = [(b"if-none-match", inm.encode())] if inm else []
+            await fast({"type": "http", "method": "GET", "path": path, "query_string": query,
+                        "headers": headers}, receive, send)
+
+        client.portal.call(call)  # the app's own event loop (its pool and LISTEN)
+        return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]
+
+    t = WMQ.tile(*CENTRE, 16)
+    path = f"/collections/parcels/tiles/WebMercatorQuad/16/{t.y}/{t.x}"
+    status, headers, body = get(path)  # a miss: made here
+    assert status == 200 and headers[b"content-type"] == MVT.encode()
+    assert int(headers[b"content-length"]) == len(body)
+    assert set(_land_uses(body, parcel_ids)) == set(parcel_ids)
+    assert get(path) == (status, headers, body)  # a hit
+    status304, headers304, body304 = get(path, inm=headers[b"etag"].decode())
+    assert (status304, body304) == (304, b"") and headers304[b"etag"] == headers[b"etag"]
+    sea = WMQ.tile(108.5, 17.5, 14)
+    assert get(f"/collections/parcels/tiles/WebMercatorQuad/14/{sea.y}/{sea.x}")[0] == 204
+    composite = f"/tiles/WebMercatorQuad/16/{t.y}/{t.x}"
+    assert get(composite, b"collections=parcels")[0] == 200
+    assert not behind
+    # The route behind it (an extra query parameter: not the fast path's) agrees.
+    routed = client.get(composite + "?collections=parcels&f=mvt")
+    assert routed.content == get(composite, b"collections=parcels")[2]
+    assert routed.headers["etag"] == get(composite, b"collections=parcels")[1][b"etag"].decode()
+    # Everything it does not fully understand goes behind, errors included.
+    for other, query in [("/collections/parcels/tiles/WebMercatorQuad/3/1/8", b""),
+                         ("/collections/nope/tiles/WebMercatorQuad/3/1/1", b""),
+                         ("/collections/parcels/tiles/Nope/3/1/1", b""),
+                         ("/tiles/WebMercatorQuad/3/1/1", b"collections=,"),
+                         ("/collections/parcels/items", b"")]:
+        assert get(other, query)[0] == 599, other
+    assert len(behind) == 5
+
+
 @pytest.mark.parametrize(("url", "status", "code"), [
     ("/tileMatrixSets/Nope", 404, "TileMatrixSetNotFound"),
     ("/collections/parcels/tiles/Nope", 404, "TileMatrixSetNotFound"),

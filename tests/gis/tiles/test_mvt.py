@@ -174,3 +174,54 @@ def test_empty_and_out_of_range() -> None:
     with pytest.raises(InvalidTile):
         mvt.check_tile(WMQ, 3, 0, 8)
     assert mvt.plan(VECTOR_LAYERS["parcels"], "WebMercatorQuad", 5, 0, 0) is None
+
+
+def _reference(dsn: str, z: int, t: morecantile.Tile) -> bytes:
+    """The parcels' tile with ST_AsMVTGeom for every feature (what the fast path skips)."""
+    env, benv = mvt.tile_bounds(WMQ, z, t.x, t.y)
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "WITH m AS (SELECT ST_AsMVTGeom(geom_3857, ST_MakeEnvelope(%s, %s, %s, %s, 3857)"
+            "::box2d, 4096, 64, true) AS g, id FROM land_parcels WHERE geom_3857 && "
+            "ST_MakeEnvelope(%s, %s, %s, %s, 3857)) SELECT ST_AsMVT(m.*, 'parcels', 4096, "
+            "'g', 'id') FROM m", (*env, *benv)).fetchone()[0]
+
+
+@pytest.mark.parametrize("z", [16, 17])
+def test_unclipped_features_equal_st_asmvtgeom(dsn: str, z: int) -> None:
+    """Features inside the buffered tile skip ST_AsMVTGeom (one affine + snap): the same
+    shapes within the one-unit grid (ST_AsMVTGeom also drops vertices that are collinear
+    at half a unit), the same ring orientation (a wrong winding would decode as holes)."""
+    data, t = _tile(dsn, "parcels", z)
+    mine = {f["id"]: shapely.geometry.shape(f["geometry"]) for f in _features(data, "parcels")}
+    ref = {f["id"]: shapely.geometry.shape(f["geometry"])
+           for f in _features(bytes(_reference(dsn, z, t)), "parcels")}
+    assert len(mine) > 20 and set(mine) == set(ref)
+    same = 0
+    for fid, g in ref.items():
+        assert shapely.hausdorff_distance(mine[fid], g) <= 1.0, fid
+        assert mine[fid].is_valid and abs(mine[fid].area - g.area) <= g.length, fid
+        same += mine[fid].normalize().equals_exact(g.normalize(), 0)
+    assert same > len(ref) / 2  # most of them vertex for vertex
+
+
+def test_a_tile_over_the_count_is_counted_not_built(dsn: str) -> None:
+    """The first query of a tile stops counting past ``at_most`` and builds nothing, so a
+    tile far over budget goes straight to its reduction."""
+    layer, t = VECTOR_LAYERS["parcels"], WMQ.tile(*CENTRE, 16)
+
+    async def run(at_most: int):
+        conn = await asyncpg.connect(dsn)
+        try:
+            p = mvt.plan(layer, "WebMercatorQuad", 16, t.x, t.y, at_most=at_most)
+            return await conn.fetchrow(p.sql, *p.args)
+        finally:
+            await conn.close()
+
+    full = asyncio.run(run(1_000_000))
+    assert full[0] is not None and full[1] > 100
+    over = asyncio.run(run(10))
+    assert over[0] is None and over[1] == 11
+    # The size budget still holds when the tile is only counted first.
+    small, _ = _tile(dsn, "parcels", 16, max_features=10)
+    assert 0 < len(_features(small, "parcels")) <= 10
