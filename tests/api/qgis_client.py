@@ -25,6 +25,7 @@ Operations
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -39,6 +40,7 @@ HERE = Path(__file__).resolve()
 # ------------------------------------------------------------------------------ parent side
 
 
+@functools.cache
 def qgis_python() -> str:
     """The interpreter that imports Debian's ``qgis``: this one if it can, else Debian's."""
     probe = f"import sys; sys.path.append({DEBIAN_DIST_PACKAGES!r}); import qgis.core"

@@ -101,6 +101,7 @@ def test_qgis_loads_every_feature_collection(oapif: dict, database: dict) -> Non
         # QGIS adds the item id as a field ``id`` when the ids are strings (wards: GSO codes).
         assert [f for f in got["fields"] if f != "id"] == public, cid
         assert not {f.name for f in layer.private_fields} & set(got["fields"]), cid
+    assert loaded["parcels"]["extent"] == pytest.approx(database["parcels_extent"], abs=1e-5)
     assert "owner_name" not in loaded["parcels"]["fields"]
     assert not [f for f in loaded["incidents"]["fields"] if f.startswith("reporter")]
     # Coverages (itemType "coverage") have no items: QGIS refuses them as vector layers.
