@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 import asyncpg
 from fastapi import APIRouter, Request, Response
@@ -295,9 +296,13 @@ class Open311Router:
             ctype = request.headers.get("content-type", "")
             if ctype.startswith("multipart/"):
                 new_photos, form = await read_photos(request, ("media",))
-            else:
+            else:  # form-encoded: parsed directly (starlette's form parser costs more)
                 new_photos = []
-                form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+                try:
+                    form = dict(parse_qsl((await request.body()).decode(),
+                                          keep_blank_values=True))
+                except UnicodeDecodeError:
+                    raise InvalidParameter("the form is not UTF-8") from None
             principal: Principal = PUBLIC
             key = form.get("api_key") or request.headers.get("x-api-key")
             if key:

@@ -6,10 +6,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from api.deps import PoolDep
-from gis.incidents.stats import GROUPS, StatsQuery, figures, hexbins
+from gis.incidents.stats import GROUPS, HEX_SIZES, StatsQuery, figures, hexbins
 
 FromQ = Annotated[dt.date | None, Query(alias="from", description="first local day (inclusive)")]
 ToQ = Annotated[dt.date | None, Query(alias="to", description="last local day (inclusive)")]
@@ -45,7 +45,9 @@ class StatsRouter:
         async def incident_hexbins(
                 pool: PoolDep, start: FromQ = None, end: ToQ = None, ward: WardQ = None,
                 category: CategoryQ = None,
-                size: Annotated[float, Query(description="hexagon edge, metres")] = 500.0
-                ) -> dict:
+                size: Annotated[float, Query(
+                    description=f"hexagon edge, metres: one of {', '.join(map(str, HEX_SIZES))}"
+                )] = 500.0) -> Response:
             """Reports counted in hexagons of ``size`` metres on a VN-2000 (EPSG:9214) grid."""
-            return await hexbins(pool, StatsQuery(start, end, ward, category), size)
+            text = await hexbins(pool, StatsQuery(start, end, ward, category), size)
+            return Response(text, media_type="application/geo+json")

@@ -18,7 +18,6 @@ filed, ``from`` and ``to`` are inclusive local days:
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 
 import asyncpg
@@ -248,33 +247,25 @@ def _level(q: StatsQuery) -> tuple[int, str | None, str | None]:
 
 # A group's key in incident_resolve_hist (alias h).
 _HIST_KEY = {"ward": "h.ward_code", "category": "h.category", "channel": "h.value",
-             "priority": "h.value", "status": "'resolved'", None: "'all'", "day": "h.period",
-             "week": "date_trunc('week', h.period)::date",
-             "month": "date_trunc('month', h.period)::date"}
+             "priority": "h.value", "status": "'resolved'", None: "'all'"}
 # Condition picking a group's reports while reading its median's bucket (t: the wanted rows).
 _GROUP_COND = {"ward": "coalesce(i.ward_code, '') = t.key", "category": "i.category = t.key",
                "channel": "i.channel = t.key", "priority": "i.priority = t.key",
-               "day": "i.created_at >= t.t0 AND i.created_at < t.t1",
                "status": "true", None: "true"}
-_GROUP_COND["week"] = _GROUP_COND["month"] = _GROUP_COND["day"]
 _RESOLVED = "i.status = 'resolved' AND i.resolved_at IS NOT NULL"
 _SECONDS = "huegis_resolve_s(i.created_at, i.resolved_at)"
 
 
 async def _histograms(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery
                       ) -> dict[object, dict[int, int]]:
-    """Resolved reports per group and bucket of their time to resolve (migration 0009):
-    whole years and months (days for day and week groups) from ``incident_resolve_hist``,
-    the rest counted from the reports."""
+    """Resolved reports per group (not by period) and bucket of their time to resolve
+    (migration 0009): whole years and months from ``incident_resolve_hist``, the days at the
+    edges counted from the reports."""
     lvl, ward, cat = _level(q)
     dim = q.group_by if q.group_by in ("channel", "priority") else "all"
-    if q.group_by in ("day", "week"):
-        # The daily histogram exists for all wards (levels 0 and 2); else count the reports.
-        grains = "d" if lvl in (0, 2) else ""
-    else:
-        grains = "m" if q.group_by == "month" else "ym"
-        if lvl == 3 and dim != "all":
-            grains = ""  # per ward and category the rollup keeps no channel or priority
+    grains = "ym"
+    if lvl == 3 and dim != "all":
+        grains = ""  # per ward and category the rollup keeps no channel or priority
     if grains:
         segs, days = split_period(q.start, q.end, grains)
     else:
@@ -308,16 +299,22 @@ async def _histograms(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery
     return hist
 
 
-def _wanted(hist: dict[object, dict[int, int]]) -> list[tuple[object, int, int, int, int]]:
-    """For each group, the rows to read: (key, bucket, offset in the bucket, how many, rank
-    of the first). The median is the mean of ranks (n-1)//2 and n//2 (0-based).
+def _wanted(hist: dict[object, dict[int, int]]) -> list[tuple[object, int, int, int, bool]]:
+    """For each group, the rows to read: (key, bucket, offset, how many, upwards), the offset
+    counted from the nearer end of the bucket (upwards: from its smallest value). The median
+    is the mean of ranks (n-1)//2 and n//2 (0-based).
 
     >>> _wanted({"a": {3: 2, 5: 3, 9: 1}})
-    [('a', 5, 0, 2, 2)]
-    >>> _wanted({"b": {1: 2, 2: 2}})
-    [('b', 1, 1, 1, 1), ('b', 2, 0, 1, 2)]
+    [('a', 5, 0, 2, True)]
+    >>> _wanted({"b": {1: 2, 2: 2}, "c": {4: 10}})
+    [('b', 1, 0, 1, False), ('b', 2, 0, 1, True), ('c', 4, 4, 2, True)]
     """
     out = []
+
+    def read(key: object, b: int, off: int, cnt: int, size: int) -> None:
+        up = off <= size - off - cnt
+        out.append((key, b, off if up else size - off - cnt, cnt, up))
+
     for key, h in hist.items():
         n = sum(h.values())
         if n <= 0:
@@ -328,47 +325,104 @@ def _wanted(hist: dict[object, dict[int, int]]) -> list[tuple[object, int, int, 
             c = h[b]
             if c and below <= lo < below + c:
                 if hi < below + c:
-                    out.append((key, b, lo - below, hi - lo + 1, lo))
+                    read(key, b, lo - below, hi - lo + 1, c)
                 else:  # rank hi is the first of the next non-empty bucket
                     nxt = min(x for x in h if x > b and h[x])
-                    out += [(key, b, lo - below, 1, lo), (key, nxt, 0, 1, hi)]
+                    read(key, b, lo - below, 1, c)
+                    read(key, nxt, 0, 1, h[nxt])
                 break
             below += c
     return out
 
 
-def _bounds(key: object, group_by: str | None) -> tuple[dt.datetime | None, dt.datetime | None]:
-    if not isinstance(key, dt.date):
-        return None, None
-    after = {"day": key + dt.timedelta(days=1), "week": key + dt.timedelta(days=7),
-             "month": _next_month(key)}[group_by or ""]
-    return _local_start(key), _local_start(after)
+_PERIOD_GRAIN = {"day": "d", "week": "w", "month": "m"}
+
+
+def _full_periods(q: StatsQuery) -> tuple[dt.date, dt.date, list[tuple[dt.date, dt.date]]]:
+    """The whole days, ISO weeks or months of ``q.group_by`` inside the period, as
+    [first, end), and the partial ones at its edges as day ranges.
+
+    >>> _full_periods(StatsQuery(dt.date(2025, 3, 5), dt.date(2025, 6, 3), group_by="week"))
+    (datetime.date(2025, 3, 10), datetime.date(2025, 6, 2), [(datetime.date(2025, 3, 5), \
+datetime.date(2025, 3, 10)), (datetime.date(2025, 6, 2), datetime.date(2025, 6, 4))])
+    """
+    lo = q.start or _FAR_PAST
+    hi = q.end + dt.timedelta(days=1) if q.end else _FAR_FUTURE
+    if q.group_by == "day":
+        return lo, hi, []
+    if q.group_by == "week":
+        first = lo if lo == _FAR_PAST else lo + dt.timedelta(days=-lo.weekday() % 7)
+        last = hi if hi == _FAR_FUTURE else hi - dt.timedelta(days=hi.weekday())
+    else:
+        first = lo if lo == _FAR_PAST else _ceil(lo, "m")
+        last = hi if hi == _FAR_FUTURE else _floor(hi, "m")
+    if first >= last:
+        return first, first, [(lo, hi)]
+    return first, last, [(a, b) for a, b in ((lo, first), (last, hi)) if a < b]
+
+
+_MID = (f"(array_agg({_SECONDS} ORDER BY {_SECONDS}))[(count(*) + 1) / 2:count(*) / 2 + 1]")
+
+
+async def _raw_medians(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
+                       days: list[tuple[dt.date, dt.date]]) -> dict:
+    """Exact medians per group counted from the reports of the day ranges ``days``."""
+    out: dict = {}
+    for i in range(0, len(days), 2):
+        where, args = q.where(5)
+        for r in await conn.fetch(
+                f"SELECT {_RAW_KEY[q.group_by]} AS key, {_MID} AS mid FROM incidents i "
+                f"WHERE {_RESOLVED} AND {_IN_RANGES} AND {where} GROUP BY 1",
+                *_ranges(days[i:i + 2]), *args):
+            out[r["key"]] = (r["mid"][0] + r["mid"][-1]) / 2
+    return out
+
+
+async def _period_medians(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery) -> dict:
+    """Medians per day, week or month: whole periods from ``incident_resolve_median`` (kept
+    exact by the triggers), partial ones at the edges (and per ward and category together)
+    from the reports."""
+    lvl, ward, cat = _level(q)
+    first, last, edges = _full_periods(q)
+    if lvl == 3:
+        return await _raw_medians(conn, q, [(q.start or _FAR_PAST, q.end + dt.timedelta(
+            days=1) if q.end else _FAR_FUTURE)])
+    out = await _raw_medians(conn, q, edges) if edges else {}
+    if first < last:
+        for r in await conn.fetch(
+                "SELECT period, mid FROM incident_resolve_median WHERE grain = $1::text::\"char\" "
+                "AND lvl = $2 AND ward_code = $3 AND category = $4 AND period >= $5 "
+                "AND period < $6", _PERIOD_GRAIN[q.group_by or ""], lvl, ward, cat, first, last):
+            out[r["period"]] = (r["mid"][0] + r["mid"][-1]) / 2
+    return out
 
 
 async def _medians(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery) -> dict:
-    """The exact median seconds to resolve per group: the median's bucket from the
-    histograms, then only that bucket's reports of the group, read in order through an index
-    on (bucket, group, seconds) up to the median's rank."""
+    """The exact median seconds to resolve per group. By day, week or month: see
+    :func:`_period_medians`. Otherwise the median's bucket from the histograms, then only
+    that bucket's reports of the group, read in order through an index on (bucket, group,
+    seconds) from the nearer end up to the median's rank."""
+    if q.group_by in _PERIOD_GRAIN:
+        return await _period_medians(conn, q)
     hist = await _histograms(conn, q)
     wanted = _wanted(hist)
     if not wanted:
         return {}
-    where, args = q.where(7)
-    bounds = [_bounds(k, q.group_by) for k, *_ in wanted]
+    where, args = q.where(6)
+    read = f"""SELECT {_SECONDS} AS s FROM incidents i
+          WHERE {_RESOLVED} AND huegis_resolve_bucket({_SECONDS}) = t.b
+            AND {_GROUP_COND[q.group_by]} AND {where}"""
     rows = await conn.fetch(
         f"""
         SELECT t.idx, v.s FROM unnest($1::text[], $2::int2[], $3::int[], $4::int[],
-                                      $5::timestamptz[], $6::timestamptz[])
-          WITH ORDINALITY AS t (key, b, off, cnt, t0, t1, idx)
+                                      $5::bool[]) WITH ORDINALITY AS t (key, b, off, cnt, up, idx)
         CROSS JOIN LATERAL (
-          SELECT {_SECONDS} AS s FROM incidents i
-          WHERE {_RESOLVED} AND huegis_resolve_bucket({_SECONDS}) = t.b
-            AND {_GROUP_COND[q.group_by]} AND {where}
-          ORDER BY 1 OFFSET t.off LIMIT t.cnt) v
+          ({read} AND t.up ORDER BY 1 OFFSET t.off LIMIT t.cnt)
+          UNION ALL
+          ({read} AND NOT t.up ORDER BY 1 DESC OFFSET t.off LIMIT t.cnt)) v
         ORDER BY t.idx, v.s
-        """, [None if isinstance(k, dt.date) else str(k) for k, *_ in wanted],
-        [w[1] for w in wanted], [w[2] for w in wanted], [w[3] for w in wanted],
-        [b[0] for b in bounds], [b[1] for b in bounds], *args)
+        """, [str(w[0]) for w in wanted], [w[1] for w in wanted], [w[2] for w in wanted],
+        [w[3] for w in wanted], [w[4] for w in wanted], *args)
     values: dict[object, list[float]] = {}
     for r in rows:
         values.setdefault(wanted[r["idx"] - 1][0], []).append(float(r["s"]))
@@ -386,15 +440,35 @@ async def _medians(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery) -> di
 HEX_SIZES = (500, 1000, 2000, 5000)
 
 
+# GeoJSON geometry (WGS 84, 7 decimals) of each hexagon drawn so far, by (size, i, j): cells
+# never change, so each worker transforms a hexagon once.
+_HEX_GEOMETRY: dict[tuple[int, int, int], str] = {}
+_HEX_CACHE_MAX = 200_000
+
+
+async def _hex_geometries(conn: asyncpg.Connection | asyncpg.Pool, size: int,
+                          cells: list[tuple[int, int]]) -> None:
+    missing = [c for c in cells if (size, *c) not in _HEX_GEOMETRY]
+    if not missing:
+        return
+    if len(_HEX_GEOMETRY) + len(missing) > _HEX_CACHE_MAX:
+        _HEX_GEOMETRY.clear()
+    for r in await conn.fetch(
+            "SELECT t.i, t.j, ST_AsGeoJSON(ST_Transform(ST_SetSRID(ST_Hexagon($1, t.i, t.j), "
+            "9214), 4326), 7) AS g FROM unnest($2::int[], $3::int[]) AS t (i, j)",
+            size, [c[0] for c in missing], [c[1] for c in missing]):
+        _HEX_GEOMETRY[size, r["i"], r["j"]] = r["g"]
+
+
 async def hexbins(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
-                  size_m: float = 500.0) -> dict:
-    """A hexagon heatmap as a GeoJSON FeatureCollection: hexagons of ``size_m`` metres (edge,
-    one of :data:`HEX_SIZES`) of the ``ST_HexagonGrid``/``ST_Hexagon`` tiling of VN-2000 /
-    TM-3 107-00 (EPSG:9214, origin 0,0), with the count of reports in each, at their public
-    locations (sensitive categories on the 100 m grid, as ``incidents_public`` shows them).
-    Each report is counted once, in the hexagon containing it (``huegis_hex_cell``); empty
-    hexagons are left out. Whole years and months come from ``incident_hex_rollup``, the
-    days at the edges of the period from the reports."""
+                  size_m: float = 500.0) -> str:
+    """A hexagon heatmap as GeoJSON FeatureCollection text: hexagons of ``size_m`` metres
+    (edge, one of :data:`HEX_SIZES`) of the ``ST_HexagonGrid``/``ST_Hexagon`` tiling of
+    VN-2000 / TM-3 107-00 (EPSG:9214, origin 0,0), with the count of reports in each
+    (``{count, i, j}``), at their public locations (sensitive categories on the 100 m grid, as
+    ``incidents_public`` shows them). Each report is counted once, in the hexagon containing
+    it (``huegis_hex_cell``); empty hexagons are left out. Whole years and months come from
+    ``incident_hex_rollup``, the days at the edges of the period from the reports."""
     if size_m not in HEX_SIZES:
         raise InvalidParameter("size: hexagon edge in metres, one of "
                                + ", ".join(str(s) for s in HEX_SIZES))
@@ -402,33 +476,27 @@ async def hexbins(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
     lvl, ward, cat = _level(q)
     segs, days = split_period(q.start, q.end, "ym")
     where, args = q.where(10)
-    row = await conn.fetchrow(
+    rows = await conn.fetch(
         f"""
-        WITH cells AS (
-          SELECT ci, cj, sum(n) AS n FROM (
-            SELECT h.i AS ci, h.j AS cj, h.n
-            FROM unnest($5::text[], $6::date[], $7::date[]) AS s (grain, first, last)
-            JOIN incident_hex_rollup h ON h.grain = s.grain::"char" AND h.period >= s.first
-              AND h.period < s.last
-            WHERE h.size = $8 AND h.lvl = $9 AND h.ward_code = ${10 + len(args)}
-              AND h.category = ${11 + len(args)}
-            UNION ALL
-            SELECT c.i, c.j, 1 FROM incidents i
-            CROSS JOIN LATERAL huegis_hex_cell(huegis_public_m(i.category, i.x9214),
-                                               huegis_public_m(i.category, i.y9214), $8) c
-            WHERE i.x9214 IS NOT NULL AND {_IN_RANGES} AND {where}) u
-          GROUP BY 1, 2 HAVING sum(n) <> 0)
-        SELECT json_build_object('type', 'FeatureCollection', 'features',
-          coalesce(json_agg(json_build_object(
-            'type', 'Feature', 'id', c.ci || ',' || c.cj,
-            'geometry', ST_AsGeoJSON(ST_Transform(ST_SetSRID(ST_Hexagon($8, c.ci, c.cj), 9214),
-                                                  4326), 7)::json,
-            'properties', json_build_object('count', c.n, 'i', c.ci, 'j', c.cj))
-            ORDER BY c.ci, c.cj), '[]'::json))::text AS fc
-        FROM cells c
+        SELECT ci, cj, sum(n) AS n FROM (
+          SELECT h.i AS ci, h.j AS cj, h.n
+          FROM unnest($5::text[], $6::date[], $7::date[]) AS s (grain, first, last)
+          JOIN incident_hex_rollup h ON h.grain = s.grain::"char" AND h.period >= s.first
+            AND h.period < s.last
+          WHERE h.size = $8 AND h.lvl = $9 AND h.ward_code = ${10 + len(args)}
+            AND h.category = ${11 + len(args)}
+          UNION ALL
+          SELECT c.i, c.j, 1 FROM incidents i
+          CROSS JOIN LATERAL huegis_hex_cell(huegis_public_m(i.category, i.x9214),
+                                             huegis_public_m(i.category, i.y9214), $8) c
+          WHERE i.x9214 IS NOT NULL AND {_IN_RANGES} AND {where}) u
+        GROUP BY 1, 2 HAVING sum(n) <> 0 ORDER BY 1, 2
         """, *_ranges(days), [g for g, _, _ in segs], [a for _, a, _ in segs],
         [b for _, _, b in segs], size, lvl, *args, ward, cat)
-    out = json.loads(row["fc"])
-    out["size_m"] = size
-    out["crs_of_grid"] = "EPSG:9214"
-    return out
+    await _hex_geometries(conn, size, [(r["ci"], r["cj"]) for r in rows])
+    features = ",".join(
+        f'{{"type":"Feature","id":"{r["ci"]},{r["cj"]}","geometry":'
+        f'{_HEX_GEOMETRY[size, r["ci"], r["cj"]]},"properties":{{"count":{r["n"]},'
+        f'"i":{r["ci"]},"j":{r["cj"]}}}}}' for r in rows)
+    return (f'{{"type":"FeatureCollection","features":[{features}],"size_m":{size},'
+            '"crs_of_grid":"EPSG:9214"}')

@@ -39,8 +39,9 @@ _TZ = "'Asia/Ho_Chi_Minh'"
 _SENSITIVE = "x.category IN (" + ", ".join(f"'{c}'" for c in SENSITIVE_CATEGORIES) + ")"
 # Periods of a row: local day, month, year (grain 'd', 'm', 'y'); levels: which of ward (1)
 # and category (2) a row keeps, the others being '*'.
-_PERIOD = {"d": "c.day", "m": "date_trunc('month', c.day)::date",
-           "y": "date_trunc('year', c.day)::date"}
+_PERIOD = {"d": "c.day", "w": "date_trunc('week', c.day)::date",
+           "m": "date_trunc('month', c.day)::date", "y": "date_trunc('year', c.day)::date"}
+_SPAN = {"d": "interval '1 day'", "w": "interval '7 days'", "m": "interval '1 month'"}
 
 
 def _grains(grains: str) -> str:
@@ -63,10 +64,10 @@ def _hist(source: str) -> str:
                  huegis_resolve_bucket(huegis_resolve_s(x.created_at, x.resolved_at)) AS bucket,
                  x.sgn
           FROM ({source}) x WHERE x.status = 'resolved' AND x.resolved_at IS NOT NULL) c
-    {_grains('dmy')} {_LEVELS}
+    {_grains('my')} {_LEVELS}
     CROSS JOIN LATERAL (VALUES ('all', ''), ('channel', c.channel), ('priority', c.priority))
       AS d (dim, value)
-    WHERE (g.grain <> 'd' OR (l.lvl IN (0, 2) AND d.dim = 'all')) AND (l.lvl < 3 OR d.dim = 'all')
+    WHERE l.lvl < 3 OR d.dim = 'all'
     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 HAVING sum(c.sgn) <> 0
     ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
     ON CONFLICT ON CONSTRAINT incident_resolve_hist_pkey DO UPDATE SET n = r.n + excluded.n;"""
@@ -90,6 +91,38 @@ def _hex(source: str) -> str:
     ON CONFLICT ON CONSTRAINT incident_hex_rollup_pkey DO UPDATE SET n = r.n + excluded.n;"""
 
 
+def _medians(source: str) -> str:
+    """Recompute the exact medians of every local day, ISO week and month that a resolved
+    report of ``source`` belongs to, all wards and categories, per ward and per category
+    (levels 0, 1, 2), from the reports as this statement left them. A transaction-level
+    advisory lock per period (taken in order) serializes concurrent recomputations, so the
+    last one sees every committed change."""
+    spans = " ".join(f"WHEN '{g}' THEN {v}" for g, v in _SPAN.items())
+    periods = f"""(SELECT DISTINCT g.grain, g.period
+      FROM (SELECT (x.created_at AT TIME ZONE {_TZ})::date AS day
+            FROM ({source}) x WHERE x.status = 'resolved' AND x.resolved_at IS NOT NULL) c
+      {_grains('dwm')})"""
+    return f"""
+    PERFORM pg_advisory_xact_lock(8, hashtext(p.grain::text || p.period::text))
+    FROM (SELECT * FROM {periods} p ORDER BY 1, 2) p;
+    DELETE FROM incident_resolve_median m USING {periods} p
+    WHERE m.grain = p.grain AND m.period = p.period;
+    INSERT INTO incident_resolve_median
+    SELECT p.grain, p.period,
+           (GROUPING(i.ward_code) = 0)::int + 2 * (GROUPING(i.category) = 0)::int,
+           CASE WHEN GROUPING(i.ward_code) = 0 THEN coalesce(i.ward_code, '') ELSE '*' END,
+           CASE WHEN GROUPING(i.category) = 0 THEN i.category ELSE '*' END, count(*),
+           (array_agg(huegis_resolve_s(i.created_at, i.resolved_at) ORDER BY
+                      huegis_resolve_s(i.created_at, i.resolved_at)))[(count(*) + 1) / 2:
+                                                                        count(*) / 2 + 1]
+    FROM {periods} p
+    JOIN incidents i ON i.status = 'resolved' AND i.resolved_at IS NOT NULL
+      AND i.created_at >= p.period::timestamp AT TIME ZONE {_TZ}
+      AND i.created_at < (p.period + CASE p.grain {spans} END) AT TIME ZONE {_TZ}
+    GROUP BY GROUPING SETS ((p.grain, p.period), (p.grain, p.period, i.ward_code),
+                            (p.grain, p.period, i.category));"""
+
+
 _NEW = "SELECT *, 1 AS sgn FROM new_rows"
 _OLD = "SELECT *, -1 AS sgn FROM old_rows"
 _ALL = "SELECT *, 1 AS sgn FROM incidents"
@@ -97,15 +130,14 @@ _S = "huegis_resolve_s(created_at, resolved_at)"
 _BUCKET = f"huegis_resolve_bucket({_S})"
 _COLS = ("created_at", "resolved_at", "ward_code", "category", "channel", "priority")
 # Partial indexes on the resolved reports (name: key). Reading the median's bucket of one group
-# walks (bucket, group, seconds) in order; day, week and month groups read (bucket, created_at);
-# the days at a period's edges read (created_at) (migration 0006) or (ward, created_at).
+# walks (bucket, group, seconds) in order (from the nearer end); the days at a period's edges
+# read (created_at) (migration 0006) or (ward, created_at).
 _RESOLVED_INDEXES = {
     "incidents_resolve_b_s": f"{_BUCKET}, {_S}",
     "incidents_resolve_b_ward_s": f"{_BUCKET}, coalesce(ward_code, ''), {_S}",
     "incidents_resolve_b_category_s": f"{_BUCKET}, category, {_S}",
     "incidents_resolve_b_channel_s": f"{_BUCKET}, channel, {_S}",
     "incidents_resolve_b_priority_s": f"{_BUCKET}, priority, {_S}",
-    "incidents_resolve_b_created": f"{_BUCKET}, created_at",
     "incidents_resolved_ward_created": "coalesce(ward_code, ''), created_at",
 }
 
@@ -116,14 +148,14 @@ def _index(name: str, key: str) -> str:
 
 
 UPGRADE = f"""
--- Seconds from filing to resolution, and its histogram bucket: 0 up to 85 s, then bucket b
--- from 60 s · 2^(b/2) (each ×1.41 wider than the one before), the last (48) from 31 years.
+-- Seconds from filing to resolution, and its histogram bucket: 0 up to 71 s, then bucket b
+-- from 60 s · 2^(b/4) (each ×1.19 wider than the one before), the last (96) from 31 years.
 CREATE FUNCTION huegis_resolve_s(created timestamptz, resolved timestamptz) RETURNS float8
   LANGUAGE sql IMMUTABLE PARALLEL SAFE
   RETURN extract(epoch FROM resolved - created)::float8;
 CREATE FUNCTION huegis_resolve_bucket(s float8) RETURNS smallint
   LANGUAGE sql IMMUTABLE PARALLEL SAFE
-  RETURN least(greatest(floor(2 * ln(greatest(s, 60) / 60) / ln(2::float8)), 0), 48)::smallint;
+  RETURN least(greatest(floor(4 * ln(greatest(s, 60) / 60) / ln(2::float8)), 0), 96)::smallint;
 -- A coordinate (EPSG:9214 metres) as the public sees it: sensitive categories on the 100 m
 -- grid (ST_SnapToGrid rounds half to even, as round(float8) does).
 CREATE FUNCTION huegis_public_m(category text, v float8) RETURNS float8
@@ -146,7 +178,7 @@ CREATE FUNCTION huegis_hex_cell(x float8, y float8, s float8) RETURNS TABLE (i i
 $$;
 
 CREATE TABLE incident_resolve_hist (
-  grain "char" NOT NULL CHECK (grain IN ('d', 'm', 'y')),
+  grain "char" NOT NULL CHECK (grain IN ('m', 'y')),
   period date NOT NULL,
   lvl smallint NOT NULL CHECK (lvl BETWEEN 0 AND 3),
   ward_code text NOT NULL,
@@ -160,6 +192,19 @@ CREATE TABLE incident_resolve_hist (
 );
 CREATE INDEX incident_resolve_hist_by_category ON incident_resolve_hist
   (grain, dim, category, period) WHERE lvl = 3;
+-- The exact median of each local day, ISO week and month (all, per ward, per category): the
+-- one or two middle values (ranks (n-1)/2 and n/2) of the n seconds to resolve.
+CREATE TABLE incident_resolve_median (
+  grain "char" NOT NULL CHECK (grain IN ('d', 'w', 'm')),
+  period date NOT NULL,
+  lvl smallint NOT NULL CHECK (lvl BETWEEN 0 AND 2),
+  ward_code text NOT NULL,
+  category text NOT NULL,
+  n integer NOT NULL,
+  mid float8[] NOT NULL,
+  CONSTRAINT incident_resolve_median_pkey PRIMARY KEY (grain, lvl, ward_code, category, period)
+);
+CREATE INDEX incident_resolve_median_period ON incident_resolve_median (grain, period);
 CREATE TABLE incident_hex_rollup (
   grain "char" NOT NULL CHECK (grain IN ('m', 'y')),
   period date NOT NULL,
@@ -178,10 +223,10 @@ CREATE TABLE incident_hex_rollup (
 CREATE FUNCTION huegis_incident_dash() RETURNS trigger LANGUAGE plpgsql SET work_mem = '256MB'
 AS $$
 BEGIN
-  IF TG_OP = 'INSERT' THEN {_hist(_NEW)} {_hex(_NEW)}
+  IF TG_OP = 'INSERT' THEN {_hist(_NEW)} {_hex(_NEW)} {_medians(_NEW)}
   ELSIF TG_OP = 'UPDATE' THEN {_hist(_NEW + " UNION ALL " + _OLD)}
-    {_hex(_NEW + " UNION ALL " + _OLD)}
-  ELSE {_hist(_OLD)} {_hex(_OLD)}
+    {_hex(_NEW + " UNION ALL " + _OLD)} {_medians(_NEW + " UNION ALL " + _OLD)}
+  ELSE {_hist(_OLD)} {_hex(_OLD)} {_medians(_OLD)}
   END IF;
   RETURN NULL;
 END $$;
@@ -197,10 +242,11 @@ CREATE FUNCTION huegis_incident_dash_rebuild() RETURNS void LANGUAGE plpgsql
 SET work_mem = '256MB' AS $$
 BEGIN
   DELETE FROM incident_resolve_hist;
-  DELETE FROM incident_hex_rollup; {_hist(_ALL)} {_hex(_ALL)}
+  DELETE FROM incident_resolve_median;
+  DELETE FROM incident_hex_rollup; {_hist(_ALL)} {_hex(_ALL)} {_medians(_ALL)}
 END $$;
 SELECT huegis_incident_dash_rebuild();
-ANALYZE incident_resolve_hist, incident_hex_rollup;
+ANALYZE incident_resolve_hist, incident_resolve_median, incident_hex_rollup;
 """
 
 DOWNGRADE = f"""
@@ -210,7 +256,7 @@ DROP TRIGGER IF EXISTS incidents_dash_del ON incidents;
 DROP FUNCTION IF EXISTS huegis_incident_dash_rebuild();
 DROP FUNCTION IF EXISTS huegis_incident_dash();
 DROP INDEX IF EXISTS {", ".join(_RESOLVED_INDEXES)};
-DROP TABLE IF EXISTS incident_resolve_hist, incident_hex_rollup;
+DROP TABLE IF EXISTS incident_resolve_hist, incident_resolve_median, incident_hex_rollup;
 DROP FUNCTION IF EXISTS huegis_hex_cell(float8, float8, float8);
 DROP FUNCTION IF EXISTS huegis_public_m(text, float8);
 DROP FUNCTION IF EXISTS huegis_resolve_bucket(float8);

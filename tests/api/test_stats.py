@@ -162,7 +162,7 @@ def test_rollup_follows_workflow_changes(settings: Settings) -> None:
         assert _hex_counts(client, {"size": 500}) == _hex_recount(settings.dsn, 500, {})
     # the rollups kept by the triggers are those a rebuild from scratch makes
     with psycopg.connect(settings.dsn) as conn:
-        tables = ("incident_resolve_hist", "incident_hex_rollup")
+        tables = ("incident_resolve_hist", "incident_hex_rollup", "incident_resolve_median")
         before = [sorted(conn.execute(f"SELECT * FROM {t} WHERE n <> 0").fetchall())
                   for t in tables]
         conn.execute("SELECT huegis_incident_dash_rebuild()")
