@@ -85,6 +85,7 @@ def test_inspector_action_appears_live_on_a_second_page(open_page, live_server, 
     actor.wait_for_function(
         "document.querySelector('#detail .history').innerText.includes('on my way')",
         timeout=10_000)
+    assert "→ Assigned" in actor.locator("#detail .history").inner_text()
 
     # The second page shows the change without reloading.
     watcher.wait_for_function(

@@ -57,7 +57,7 @@
     const fields = ["ref", "category", "status", "priority", "channel", "address", "ward_name", "assignee", "created_at", "sla_due_at", "resolved_at", "reporter_name", "reporter_phone", "description"];
     const rows = fields.filter((f) => r[f] !== null && r[f] !== undefined && r[f] !== "").map((f) => `<tr data-field="${f}"><th scope="row">${esc(fieldTitle(f))}</th><td${f === "status" ? ` class="status" data-status="${esc(r.status)}"` : ""}>${esc(valueText(f, r[f]))}</td></tr>`).join("");
     const photos = (r.photos || []).map((p) => `<a href="${esc(p.large_url)}" target="_blank" rel="noopener"><img src="${esc(p.thumb_url)}" alt="${esc(t("photos"))} ${esc(r.ref)}"></a>`).join("");
-    const history = hist.events.map((e) => `<li>${esc(e.at.slice(0, 16).replace("T", " "))} · ${esc(e.actor)} · ${esc(e.kind)}${e.to_status ? ` → ${esc(e.to_status)}` : ""}${e.note ? ` — ${esc(e.note)}` : ""}</li>`).join("");
+    const history = hist.events.map((e) => `<li>${esc(e.at.slice(0, 16).replace("T", " "))} · ${esc(e.actor)} · ${esc(e.kind)}${e.to_status ? ` → ${esc(valueText("status", e.to_status))}` : ""}${e.note ? ` — ${esc(e.note)}` : ""}</li>`).join("");
     byId("detail").innerHTML = `<h2>${esc(r.ref)}</h2><table>${rows}</table>` +
       (photos ? `<h3>${esc(t("photos"))}</h3><div>${photos}</div>` : "") +
       `<h3>${esc(t("history"))}</h3><ol class="history">${history}</ol>` +
