@@ -2,14 +2,16 @@
 against ``huegis serve --workers 2`` on the demo with ``--rows`` parcels.
 
 Run with ``.venv/bin/python bench/bench_queries.py --rows 1000000`` (small check:
-``--rows 20000 --requests 500``); see ``bench/README.md``. Prints p50/p95/p99 latency and
-throughput per query and writes ``bench/results/bench_queries_<rows>.md``.
+``--rows 20000 --seconds 5 --rate-seconds 5``); see ``bench/README.md``. Closed loop (each
+connection sends its next request when the answer is in) with wrk when installed, then
+what's-here at fixed rates (open loop, a lean asyncio client). Prints p50/p95/p99 latency
+and throughput per run and writes ``bench/results/bench_queries_<rows>.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
+import asyncio
 import json
 import os
 import platform
@@ -17,17 +19,14 @@ import random
 import shutil
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port  # noqa: E402
+from bench.common import start_huegis  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -62,77 +61,165 @@ def sample_points(url: str, n: int, seed: int) -> list[tuple[float, float]]:
             "land_parcels ORDER BY random() LIMIT %s) s", (n,)).fetchall()
 
 
-def serve(url: str, var_dir: Path, workers: int) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    env = {**os.environ, "HUEGIS_DATABASE_URL": url, "HUEGIS_VAR_DIR": str(var_dir)}
-    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port),
-                             "--workers", str(workers)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return proc, port
-        except OSError:
-            time.sleep(0.3)
-    proc.terminate()
-    raise RuntimeError("huegis serve did not start")
+Request = tuple[str, str, bytes | None]  # method, path, body
+
+WRK_SCRIPT = r"""
+local requests = {}
+for line in io.lines(os.getenv("HUEGIS_BENCH_REQUESTS")) do
+  local method, path, body = line:match("^(%S+)\t(%S+)\t?(.*)$")
+  if body == "" then body = nil end
+  requests[#requests + 1] = {method, path, body}
+end
+local i = 0
+request = function()
+  i = i + 1
+  local r = requests[(i % #requests) + 1]
+  local headers = r[3] and {["Content-Type"] = "application/json"} or {}
+  return wrk.format(r[1], r[2], headers, r[3])
+end
+-- no response() callback: wrk counts HTTP errors (status > 399) in summary.errors.status
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('HUEGIS {"requests": %d, "errors": %d, "seconds": %f, '
+    .. '"p50_ms": %f, "p95_ms": %f, "p99_ms": %f}\n', summary.requests,
+    e.status + e.connect + e.read + e.write + e.timeout, summary.duration / 1e6,
+    latency:percentile(50) / 1e3, latency:percentile(95) / 1e3,
+    latency:percentile(99) / 1e3))
+end
+"""
 
 
-Request = Callable[[int], tuple[str, str, bytes | None]]
+def run_wrk(port: int, requests: list[Request], seconds: float, connections: int,
+            workdir: Path) -> dict:
+    """Closed loop: ``connections`` keep-alive connections, each sending its next request as
+    soon as the answer is in, for ``seconds``, with wrk (C, one thread: the load generator
+    takes as little as possible of the 2 cores it shares with the server)."""
+    lines = workdir / "requests.tsv"
+    lines.write_text("".join(f"{m}\t{p}\t{(b or b'').decode()}\n" for m, p, b in requests))
+    script = workdir / "bench.lua"
+    script.write_text(WRK_SCRIPT)
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout",
+                          "10s", "-s", str(script), f"http://127.0.0.1:{port}"],
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "HUEGIS_BENCH_REQUESTS": str(lines)})
+    line = next((x for x in out.stdout.splitlines() if x.startswith("HUEGIS ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no summary:\n{out.stdout}\n{out.stderr}")
+    r = json.loads(line[len("HUEGIS "):])
+    return {**r, "throughput": r["requests"] / r["seconds"], "first_error": [],
+            "client": "wrk"}
 
 
-def run(port: int, make: Request, total: int, connections: int) -> dict:
-    """``total`` requests over ``connections`` keep-alive connections (one thread each)."""
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    counter = iter(range(total))
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    request: Request) -> int:
+    """One HTTP/1.1 keep-alive request; returns the status (the body is read and dropped)."""
+    method, path, body = request
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    if body:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    writer.write(head.encode() + b"\r\n" + (body or b""))
+    status_line = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return int(status_line.split()[1])
 
-    def worker() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        mine: list[float] = []
-        while True:
-            with lock:
-                i = next(counter, None)
-            if i is None:
-                break
-            method, path, body = make(i)
-            headers = {"Content-Type": "application/json"} if body else {}
-            t = time.perf_counter()
-            conn.request(method, path, body=body, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read()
-            mine.append(time.perf_counter() - t)
-            if resp.status != 200:
-                with lock:
-                    errors.append(f"{resp.status} {data[:200]!r}")
-        conn.close()
-        with lock:
-            latencies.extend(mine)
 
-    threads = [threading.Thread(target=worker) for _ in range(connections)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    latencies.sort()
+def run_rate(port: int, requests: list[Request], rate: float, seconds: float,
+             connections: int = 32) -> dict:
+    """Open loop at a fixed rate: request i is due at ``i / rate`` seconds whatever happened
+    before, and its latency counts from then (a late answer delays nothing else, so slow
+    moments are not hidden: no coordinated omission). A lean asyncio client, at most
+    ``connections`` requests in flight."""
+
+    async def main() -> dict:
+        idle: asyncio.Queue = asyncio.Queue()
+        for _ in range(connections):
+            idle.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+        latencies: list[float] = []
+        errors: list[str] = []
+        total = int(rate * seconds)
+        loop = asyncio.get_running_loop()
+        start = loop.time() + 0.05
+
+        async def one(i: int) -> None:
+            due = start + i / rate
+            conn = await idle.get()
+            try:
+                status = await _exchange(*conn, requests[i % len(requests)])
+                latencies.append(loop.time() - due)
+                if status != 200:
+                    errors.append(str(status))
+            finally:
+                idle.put_nowait(conn)
+
+        tasks = []
+        for i in range(total):
+            delay = start + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(one(i)))
+        await asyncio.gather(*tasks)
+        elapsed = loop.time() - start
+        while not idle.empty():
+            idle.get_nowait()[1].close()
+        return _summary(latencies, errors, elapsed, client=f"asyncio, {rate:g} req/s offered")
+
+    return asyncio.run(main())
+
+
+def _summary(latencies: list[float], errors: list[str], elapsed: float, client: str) -> dict:
+    latencies = sorted(latencies)
 
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
 
     return {"requests": len(latencies), "errors": len(errors), "first_error": errors[:1],
             "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99),
-            "throughput": len(latencies) / elapsed}
+            "throughput": len(latencies) / elapsed, "client": client}
 
 
-def main() -> None:
+def run_closed(port: int, requests: list[Request], seconds: float, connections: int) -> dict:
+    """Closed loop with the asyncio client (when wrk is not installed)."""
+
+    async def main() -> dict:
+        loop = asyncio.get_running_loop()
+        latencies: list[float] = []
+        errors: list[str] = []
+        counter = iter(range(1 << 62))
+        end = loop.time() + seconds
+
+        async def worker() -> None:
+            conn = await asyncio.open_connection("127.0.0.1", port)
+            while loop.time() < end:
+                t = loop.time()
+                status = await _exchange(*conn, requests[next(counter) % len(requests)])
+                latencies.append(loop.time() - t)
+                if status != 200:
+                    errors.append(str(status))
+            conn[1].close()
+
+        started = loop.time()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        return _summary(latencies, errors, loop.time() - started, client="asyncio")
+
+    return asyncio.run(main())
+
+
+def main() -> None:  # noqa: C901 (one run, step by step)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000, help="demo parcels")
-    ap.add_argument("--requests", type=int, default=4000, help="requests per query")
+    ap.add_argument("--seconds", type=float, default=30, help="length of each closed-loop run")
     ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--rates", default="250,500",
+                    help="fixed request rates (req/s) for the open-loop what's-here runs")
+    ap.add_argument("--rate-seconds", type=float, default=20)
+    ap.add_argument("--client", choices=("wrk", "asyncio"),
+                    default="wrk" if shutil.which("wrk") else "asyncio",
+                    help="closed-loop load generator (default: wrk when installed)")
     ap.add_argument("--workers", type=int, default=2, help="huegis serve workers")
     ap.add_argument("--seed", type=int, default=46)
     ap.add_argument("--database", help="use this already loaded database (not dropped)")
@@ -151,8 +238,10 @@ def main() -> None:
     if settings.uses_managed_cluster:
         db.ensure_ready(settings)
     var_dir = Path(tempfile.mkdtemp(prefix="huegis-bench-queries-"))
+    work = Path(tempfile.mkdtemp(prefix="huegis-bench-wrk-"))  # wrk's script and requests
     scratch = (nullcontext(args.database) if args.database
                else db.scratch_database(server, "huegis_bench_queries", keep=args.keep))
+    load_before = os.getloadavg()
     with scratch as url:
         if args.keep:
             print(f"keeping database {db.redact(url)} and rasters in {var_dir}")
@@ -162,40 +251,53 @@ def main() -> None:
             var_dir = settings.var_dir
         pts = sample_points(url, 2000, args.seed)
         rnd = random.Random(args.seed)
-
-        def whats_here(i: int) -> tuple[str, str, None]:
-            lon, lat = pts[i % len(pts)]
-            return "GET", f"/query/whats-here?lon={lon:.7f}&lat={lat:.7f}", None
-
-        def intersects(i: int) -> tuple[str, str, bytes]:
+        whats_here = [("GET", f"/query/whats-here?lon={lon:.7f}&lat={lat:.7f}", None)
+                      for lon, lat in pts]
+        intersects = []
+        for _ in range(len(pts)):
             lon, lat = pts[rnd.randrange(len(pts))]
             d = 0.0015  # ~ 300 m square
             ring = [[lon - d, lat - d], [lon + d, lat - d], [lon + d, lat + d],
                     [lon - d, lat + d], [lon - d, lat - d]]
-            body = json.dumps({"collection": "parcels",
-                               "geometry": {"type": "Polygon", "coordinates": [ring]}})
-            return "POST", "/query/intersects?limit=100", body.encode()
+            intersects.append(("POST", "/query/intersects?limit=100", json.dumps(
+                {"collection": "parcels",
+                 "geometry": {"type": "Polygon", "coordinates": [ring]}}).encode()))
 
-        proc, port = serve(url, var_dir, args.workers)
+        def closed(requests: list[Request], seconds: float) -> dict:
+            if args.client == "wrk":
+                return run_wrk(port, requests, seconds, args.connections, work)
+            return run_closed(port, requests, seconds, args.connections)
+
+        proc, base = start_huegis(url, var_dir, args.workers)
+        port = int(base.rsplit(":", 1)[1])
+        results: dict[str, dict] = {}
         try:
-            run(port, whats_here, 200, args.connections)  # warm-up: pools, rasters, caches
-            results = {"whats-here": run(port, whats_here, args.requests, args.connections),
-                       "intersects (300 m square, limit=100)": run(
-                           port, intersects, max(args.requests // 4, 100), args.connections)}
+            closed(whats_here, 5)  # warm-up: pools, prepared statements, rasters, caches
+            load_before = os.getloadavg()
+            results["whats-here"] = closed(whats_here, args.seconds)
+            for rate in (float(r) for r in args.rates.split(",") if r):
+                results[f"whats-here at {rate:g} req/s (open loop)"] = run_rate(
+                    port, whats_here, rate, args.rate_seconds)
+            closed(intersects, 3)
+            results["intersects (300 m square, limit=100)"] = closed(intersects, args.seconds)
+            load_after = os.getloadavg()
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+            shutil.rmtree(work, ignore_errors=True)
             if not args.database and not args.keep:
                 shutil.rmtree(var_dir, ignore_errors=True)  # the demo's rasters
-    lines = [f"# bench_queries: {args.rows:,} parcels, {args.connections} connections, "
-             f"{args.workers} workers",
+    lines = [f"# bench_queries: {args.rows:,} parcels, {args.connections} connections "
+             f"(closed loop, {args.client}), {args.workers} workers",
              "", f"{platform.node()} · {os.cpu_count()} CPUs · Python "
-             f"{platform.python_version()} · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-             "", "| query | requests | errors | p50 ms | p95 ms | p99 ms | req/s |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             f"{platform.python_version()} · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+             f" · load average {load_before[0]:.1f} before, {load_after[0]:.1f} after",
+             "", "| query | client | requests | errors | p50 ms | p95 ms | p99 ms | req/s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
-        lines.append(f"| {name} | {r['requests']:,} | {r['errors']} | {r['p50_ms']:.1f} | "
-                     f"{r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['throughput']:.0f} |")
+        lines.append(f"| {name} | {r['client']} | {r['requests']:,} | {r['errors']} | "
+                     f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
+                     f"{r['throughput']:.0f} |")
         if r["first_error"]:
             lines.append(f"\nfirst error: {r['first_error'][0]}")
     text = "\n".join(lines) + "\n"
