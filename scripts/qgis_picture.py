@@ -22,7 +22,7 @@ from gis.settings import PROJECT_ROOT
 from layers.parcels import LAND_USE
 
 sys.path.insert(0, str(PROJECT_ROOT))
-from tests.api.qgis_client import run_qgis  # noqa: E402  (the tests' QGIS driver)
+from tests.api.qgis_client import oapif_uri, run_qgis, wms_uri  # noqa: E402  (the tests' QGIS driver)
 
 # Central Huế around the Citadel and the Trường Tiền bridge, lon/lat.
 CENTRE = (107.5865, 16.4640)
@@ -43,16 +43,14 @@ def main() -> None:
 
     def oapif(collection: str, style: dict) -> dict:
         return {"provider": "OAPIF", "name": collection, "style": style,
-                "uri": f"url='{base}' typename='{collection}'"}
+                "uri": oapif_uri(base, collection)}
 
     layers = [  # first on top
         oapif("tourism", {"colour": "#7b3294", "size": 1.6}),
         oapif("construction", {"colour": "#e31a1c"}),
         oapif("parcels", {"field": "land_use", "stroke": "#ffffff", "stroke_width": 0.05,
                           "categories": {code: c[2] for code, c in LAND_USE.items()}}),
-        {"provider": "wms", "name": "wards",
-         "uri": f"contextualWMSLegend=0&crs=EPSG:3857&dpiMode=7&format=image/png"
-                f"&layers=wards&styles=&url={base}/wms"},
+        {"provider": "wms", "name": "wards", "uri": wms_uri(base, ["wards"], "EPSG:3857")},
     ]
     a.out.parent.mkdir(parents=True, exist_ok=True)
     (result,) = run_qgis([{"op": "render", "layers": layers, "crs": "EPSG:3857",

@@ -101,7 +101,8 @@ def _why(layer) -> str:
     return (err.message() if not err.isEmpty() else "") or " | ".join(LOG[-5:]) or "invalid"
 
 
-def _oapif_uri(base: str, collection: str) -> str:
+def oapif_uri(base: str, collection: str) -> str:
+    """An ``OAPIF`` provider URI: the landing page and the collection id."""
     return f"url='{base}' typename='{collection}'"
 
 
@@ -155,7 +156,7 @@ def op_oapif(base: str, collection: str, bbox: list[float] | None = None,
     """Load ``collection`` through the OAPIF provider and read its features."""
     from qgis.core import QgsFeatureRequest, QgsRectangle, QgsVectorLayer, QgsWkbTypes
 
-    uri = _oapif_uri(base, collection)
+    uri = oapif_uri(base, collection)
     if bbox:
         # "Only request features overlapping the view extent": QGIS then asks the server with
         # ``bbox=`` instead of downloading the whole collection and filtering it itself.
@@ -185,7 +186,8 @@ def op_oapif(base: str, collection: str, bbox: list[float] | None = None,
             "keys": keys, "points": points}
 
 
-def _wms_uri(base: str, layers: list[str], crs: str, fmt: str = "image/png") -> str:
+def wms_uri(base: str, layers: list[str], crs: str, fmt: str = "image/png") -> str:
+    """A ``wms`` provider URI, as QGIS's WMS dialog writes it."""
     parts = ["contextualWMSLegend=0", f"crs={crs}", "dpiMode=7", f"format={fmt}"]
     parts += [f"layers={name}" for name in layers] + ["styles=" for _ in layers]
     return "&".join(parts + [f"url={base}/wms"])
@@ -204,7 +206,7 @@ def op_wms_layers(base: str) -> dict[str, Any]:
         QgsRasterLayer,
     )
 
-    layer = QgsRasterLayer(_wms_uri(base, ["parcels"], "EPSG:4326"), "caps", "wms")
+    layer = QgsRasterLayer(wms_uri(base, ["parcels"], "EPSG:4326"), "caps", "wms")
     if not layer.isValid():
         return {"valid": False, "error": _why(layer)}
     page = layer.dataProvider().htmlMetadata()
@@ -270,7 +272,7 @@ def op_identify(base: str, layer: str, crs: str, extent: list[float], size: list
     """GetFeatureInfo at ``point`` (map coordinates of ``crs``) through the WMS provider."""
     from qgis.core import QgsPointXY, QgsRaster, QgsRasterLayer, QgsRectangle
 
-    rl = QgsRasterLayer(_wms_uri(base, [layer], crs), layer, "wms")
+    rl = QgsRasterLayer(wms_uri(base, [layer], crs), layer, "wms")
     if not rl.isValid():
         return {"valid": False, "error": _why(rl)}
     formats = {"feature": QgsRaster.IdentifyFormatFeature, "text": QgsRaster.IdentifyFormatText,

@@ -22,7 +22,7 @@ from psycopg import sql
 from layers import CATALOG, RASTER_LAYERS, VECTOR_LAYERS
 from layers.parcels import LAND_USE
 from tests.api import test_wms
-from tests.api.qgis_client import run_qgis
+from tests.api.qgis_client import oapif_uri, run_qgis, wms_uri
 
 # A box of central Huế (lon/lat) dense with demo parcels, for QGIS's bbox requests.
 BBOX = (107.578, 16.462, 107.583, 16.466)
@@ -45,11 +45,6 @@ def _get_json(url: str) -> dict:
 def _png(path) -> np.ndarray:
     with Image.open(path) as img:
         return np.asarray(img.convert("RGBA"))
-
-
-def _wms_uri(base: str, layer: str, crs: str) -> str:
-    return (f"contextualWMSLegend=0&crs={crs}&dpiMode=7&format=image/png&layers={layer}"
-            f"&styles=&url={base}/wms")
 
 
 def _pixel(extent: list[float], size: tuple[int, int], x: float, y: float) -> tuple[int, int]:
@@ -162,8 +157,8 @@ def wms_maps(live_server: str, parcel: dict, tmp_path_factory) -> dict:
         cases[crs] = {"point": (x, y), "extent": _extent_around(x, y, half),
                       "out": str(out / f"{crs.replace(':', '_')}.png")}
     results = run_qgis([{"op": "render", "crs": crs, "extent": c["extent"], "size": list(SIZE),
-                         "out": c["out"], "layers": [{"provider": "wms", "uri": _wms_uri(
-                             live_server, "parcels", crs)}]} for crs, c in cases.items()])
+                         "out": c["out"], "layers": [{"provider": "wms", "uri": wms_uri(
+                             live_server, ["parcels"], crs)}]} for crs, c in cases.items()])
     for case, result in zip(cases.values(), results, strict=True):
         case["result"] = result
     return cases
@@ -235,8 +230,8 @@ def drawn(live_server: str, parcel: dict, tmp_path_factory) -> dict:
                   safe="")
     mvt = f"type=xyz&url={tiles}&zmin=14&zmax=18"
     sources = {
-        "oapif": {"provider": "OAPIF", "uri": f"url='{live_server}' typename='parcels'"},
-        "wms": {"provider": "wms", "uri": _wms_uri(live_server, "parcels", "EPSG:3857")},
+        "oapif": {"provider": "OAPIF", "uri": oapif_uri(live_server, "parcels")},
+        "wms": {"provider": "wms", "uri": wms_uri(live_server, ["parcels"], "EPSG:3857")},
         "mvt": {"provider": "xyzvectortiles", "uri": mvt},
         "mvt_styled": {"provider": "xyzvectortiles", "name": "parcels", "uri": mvt
                        + "&styleUrl=" + quote(f"{live_server}/styles/parcels", safe="")},
