@@ -22,14 +22,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_features import free_port, wait_http  # noqa: E402
-from bench.bench_tiles import demo_database, run_paths, start_huegis  # noqa: E402
+from bench.bench_tiles import _given, demo_database, run_paths, start_huegis  # noqa: E402
+from bench.common import free_port, wait_http  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 TITILER_VENV = ROOT / "bench" / ".peers-venv" / "titiler"
 TITILER_PACKAGES = ("titiler.core", "uvicorn")
 CENTRAL_HUE = (107.56, 16.44, 107.62, 16.48)  # tests/common.py CENTRAL_HUE_BBOX
 PNG_ZOOMS = (14, 17)
+LOW_ZOOMS = (11, 13)  # parcels as land-use blocks (the generalized view)
 RASTER_ZOOMS = (10, 13)
 WMS_LAYERS = "wards,parcels,construction,incidents,tourism"
 TITILER_APP = '''
@@ -98,6 +99,7 @@ def main() -> None:
     ap.add_argument("--wms", type=int, default=200, help="GetMap requests")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the database")
+    ap.add_argument("--url", help="use this already loaded database (and its rasters) instead")
     args = ap.parse_args()
     rows: list[tuple[str, dict]] = []
 
@@ -107,11 +109,12 @@ def main() -> None:
               f"  p99 {r['p99']:7.1f} ms  {r['statuses']}", flush=True)
 
     png = tiles(PNG_ZOOMS, CENTRAL_HUE)
+    low = tiles(LOW_ZOOMS, CENTRAL_HUE)
     with tempfile.TemporaryDirectory() as tmp_text:
         tmp = Path(tmp_text)
         var = tmp / "var"
-        with demo_database(args.rows, args.incidents or args.rows, args.seed, args.keep,
-                           var) as url:
+        with (demo_database(args.rows, args.incidents or args.rows, args.seed, args.keep, var)
+              if not args.url else _given(args.url)) as url:
             import psycopg
 
             with psycopg.connect(url) as conn:
@@ -139,6 +142,10 @@ def main() -> None:
                 note("huegis parcels PNG tile (cold)", run_paths(base, [
                     f"/collections/parcels/map/tiles/WebMercatorQuad/{z}/{y}/{x}"
                     for z, x, y in png], args.connections))
+                note(f"huegis parcels PNG tile z{LOW_ZOOMS[0]}–{LOW_ZOOMS[1]} (cold, blocks)",
+                     run_paths(base, [
+                         f"/collections/parcels/map/tiles/WebMercatorQuad/{z}/{y}/{x}"
+                         for z, x, y in low], args.connections))
                 note("huegis WMS GetMap 1024x1024", run_paths(
                     base, wms_paths(args.wms, args.seed), args.connections))
             finally:
@@ -151,7 +158,8 @@ def report(args: argparse.Namespace, n_png: int, rows: list[tuple[str, dict]]) -
     by = dict(rows)
     lines = [f"# bench_render: {args.rows} parcels, {n_png} PNG tiles", "",
              f"{platform.node()}, {os.cpu_count()} CPU, Python {platform.python_version()}, "
-             f"{args.connections} connections, {args.workers} workers", "",
+             f"{args.connections} connections, {args.workers} workers; load average at the "
+             f"end {' '.join(f'{v:.1f}' for v in os.getloadavg())}", "",
              "| run | req/s | p50 ms | p95 ms | p99 ms | statuses |",
              "|---|---:|---:|---:|---:|---|"]
     for name, r in rows:
