@@ -218,7 +218,10 @@ async def create_report(pool: asyncpg.Pool, report: NewReport, actor: str,
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise InvalidParameter("Idempotency-Key: 1 to 200 characters")
     if not idempotency_key:
-        return await _file(pool, report, actor), True
+        row = await _file(pool, report, actor)
+        if row["id"] % COMPACT_EVERY == 0:
+            await compact(pool)
+        return row, True
     fingerprint = report.fingerprint()
     existing = await _replayed(pool, idempotency_key, fingerprint)
     if existing is not None:
@@ -236,6 +239,16 @@ async def create_report(pool: asyncpg.Pool, report: NewReport, actor: str,
     replay = await _replayed(pool, idempotency_key, fingerprint)
     assert replay is not None
     return replay, False
+
+
+# How often (in reports) the dashboard's rollups fold in what new reports appended.
+COMPACT_EVERY = 256
+
+
+async def compact(conn: asyncpg.Connection | asyncpg.Pool) -> None:
+    """Fold what new reports appended (migration 0009's delta tables) into the dashboard's
+    rollups, unless another connection is doing it."""
+    await conn.execute("SELECT huegis_incident_dash_compact()")
 
 
 async def _file(conn: asyncpg.Connection | asyncpg.Pool, report: NewReport, actor: str

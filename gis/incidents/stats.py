@@ -119,6 +119,18 @@ async def figures(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
     key_month = "d.month" if q.group_by in ("day", "week", "month") else _KEY[q.group_by]
     filters = ("d.dim = $1 AND ($4::text IS NULL OR d.ward_code = $4) AND "
                "($5::text IS NULL OR d.category = $5)")
+    if q.group_by in ("day", "week") and q.ward is None:
+        # Days of all wards (per category or all of them), with what new reports added.
+        rows = await conn.fetch(
+            f"""
+            SELECT {key_day} AS key, {sums} FROM (
+              SELECT * FROM incident_rollup_day_all
+              UNION ALL SELECT * FROM incident_rollup_day_all_delta) d
+            WHERE d.category = $1 AND ($2::date IS NULL OR d.day >= $2)
+              AND ($3::date IS NULL OR d.day <= $3)
+            GROUP BY key HAVING sum(n) <> 0 ORDER BY key
+            """, q.category or "*", q.start, q.end)
+        return await _figures_out(conn, q, rows, median)
     # Whole months from the monthly rollup, the days before and after them from the daily one.
     rows = await conn.fetch(
         f"""
@@ -139,6 +151,11 @@ async def figures(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
         GROUP BY key HAVING sum(n) <> 0 ORDER BY key
         """, dim, q.start, q.end, q.ward, q.category,
         months[0] if months else None, months[1] if months else None, months is not None)
+    return await _figures_out(conn, q, rows, median)
+
+
+async def _figures_out(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
+                       rows: list[asyncpg.Record], median: bool) -> list[dict]:
     medians = await _medians(conn, q) if median else {}
     out = []
     for r in rows:
@@ -468,7 +485,8 @@ async def hexbins(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
     (``{count, i, j}``), at their public locations (sensitive categories on the 100 m grid, as
     ``incidents_public`` shows them). Each report is counted once, in the hexagon containing
     it (``huegis_hex_cell``); empty hexagons are left out. Whole years and months come from
-    ``incident_hex_rollup``, the days at the edges of the period from the reports."""
+    ``incident_hex_rollup`` (and ``incident_hex_delta``, what new reports added since the
+    last compaction), the days at the edges of the period from the reports."""
     if size_m not in HEX_SIZES:
         raise InvalidParameter("size: hexagon edge in metres, one of "
                                + ", ".join(str(s) for s in HEX_SIZES))
@@ -481,8 +499,8 @@ async def hexbins(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
         SELECT ci, cj, sum(n) AS n FROM (
           SELECT h.i AS ci, h.j AS cj, h.n
           FROM unnest($5::text[], $6::date[], $7::date[]) AS s (grain, first, last)
-          JOIN incident_hex_rollup h ON h.grain = s.grain::"char" AND h.period >= s.first
-            AND h.period < s.last
+          JOIN (SELECT * FROM incident_hex_rollup UNION ALL SELECT * FROM incident_hex_delta) h
+            ON h.grain = s.grain::"char" AND h.period >= s.first AND h.period < s.last
           WHERE h.size = $8 AND h.lvl = $9 AND h.ward_code = ${10 + len(args)}
             AND h.category = ${11 + len(args)}
           UNION ALL

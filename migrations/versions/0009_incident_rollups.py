@@ -73,10 +73,15 @@ def _hist(source: str) -> str:
     ON CONFLICT ON CONSTRAINT incident_resolve_hist_pkey DO UPDATE SET n = r.n + excluded.n;"""
 
 
-def _hex(source: str) -> str:
+def _hex(source: str, delta: bool = False) -> str:
+    """Add the cells of ``source`` rows to the hexagon rollup, or (``delta``) append them to
+    ``incident_hex_delta`` (no conflicts: new reports never wait for each other)."""
     sizes = ", ".join(f"({s}::float8)" for s in HEX_SIZES)
+    target = "incident_hex_delta" if delta else "incident_hex_rollup AS r"
+    upsert = ("" if delta else "ON CONFLICT ON CONSTRAINT incident_hex_rollup_pkey "
+              "DO UPDATE SET n = r.n + excluded.n")
     return f"""
-    INSERT INTO incident_hex_rollup AS r
+    INSERT INTO {target}
     SELECT g.grain, g.period, l.lvl, {_WARD}, {_CAT}, s.size::int, h.i, h.j, sum(c.sgn)
     FROM (SELECT (x.created_at AT TIME ZONE {_TZ})::date AS day,
                  coalesce(x.ward_code, '') AS ward_code, x.category, x.sgn,
@@ -87,8 +92,55 @@ def _hex(source: str) -> str:
     CROSS JOIN LATERAL (SELECT * FROM huegis_hex_cell(c.px, c.py, s.size) OFFSET 0) h
     {_grains('my')} {_LEVELS}
     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 HAVING sum(c.sgn) <> 0
-    ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
-    ON CONFLICT ON CONSTRAINT incident_hex_rollup_pkey DO UPDATE SET n = r.n + excluded.n;"""
+    ORDER BY 1, 2, 3, 4, 5, 6, 7, 8 {upsert};"""
+
+
+# Measures of the daily figures of all wards (as in migration 0006's rollups, dimension 'all').
+MEASURES = ("n", "n_processed", "n_on_time", "n_timed", "resolve_s", "n_rated", "n_satisfied")
+
+
+def _days(source: str, delta: bool = False) -> str:
+    """Add ``source`` rows to the daily figures of all wards (per category and all of them),
+    or (``delta``) append them to ``incident_rollup_day_all_delta``."""
+    sums = ", ".join(f"sum({m})" for m in MEASURES)
+    sets = ", ".join(f"{m} = r.{m} + excluded.{m}" for m in MEASURES)
+    target = "incident_rollup_day_all_delta" if delta else "incident_rollup_day_all AS r"
+    upsert = ("" if delta else "ON CONFLICT ON CONSTRAINT incident_rollup_day_all_pkey "
+              f"DO UPDATE SET {sets}")
+    return f"""
+    INSERT INTO {target}
+    SELECT c.day, k.category, {sums}
+    FROM (SELECT (x.created_at AT TIME ZONE {_TZ})::date AS day, x.category, x.sgn AS n,
+                 x.sgn * (x.status IN ('resolved', 'rejected', 'duplicate'))::int AS n_processed,
+                 x.sgn * coalesce(x.status = 'resolved' AND x.resolved_at <= x.sla_due_at,
+                                  false)::int AS n_on_time,
+                 x.sgn * (x.status = 'resolved' AND x.resolved_at IS NOT NULL)::int AS n_timed,
+                 x.sgn * CASE WHEN x.status = 'resolved' AND x.resolved_at IS NOT NULL
+                              THEN extract(epoch FROM x.resolved_at - x.created_at) ELSE 0 END
+                   AS resolve_s,
+                 x.sgn * (x.rating IS NOT NULL)::int AS n_rated,
+                 x.sgn * coalesce(x.rating >= 4, false)::int AS n_satisfied
+          FROM ({source}) x) c
+    CROSS JOIN LATERAL (VALUES ('*'), (c.category)) k (category)
+    GROUP BY 1, 2 HAVING {' OR '.join(f'sum({m}) <> 0' for m in MEASURES)}
+    ORDER BY 1, 2 {upsert};"""
+
+
+# Folding the deltas into the rollups (one transaction at a time; others skip).
+_COMPACT = f"""
+  IF pg_try_advisory_xact_lock(9, 0) THEN
+    WITH d AS (DELETE FROM incident_hex_delta RETURNING *)
+    INSERT INTO incident_hex_rollup AS r
+    SELECT grain, period, lvl, ward_code, category, size, i, j, sum(n) FROM d
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
+    ON CONFLICT ON CONSTRAINT incident_hex_rollup_pkey DO UPDATE SET n = r.n + excluded.n;
+    WITH d AS (DELETE FROM incident_rollup_day_all_delta RETURNING *)
+    INSERT INTO incident_rollup_day_all AS r
+    SELECT day, category, {", ".join(f"sum({m})" for m in MEASURES)} FROM d
+    GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT ON CONSTRAINT incident_rollup_day_all_pkey
+    DO UPDATE SET {", ".join(f"{m} = r.{m} + excluded.{m}" for m in MEASURES)};
+  END IF;"""
 
 
 def _medians(source: str) -> str:
@@ -218,15 +270,38 @@ CREATE TABLE incident_hex_rollup (
   CONSTRAINT incident_hex_rollup_pkey
     PRIMARY KEY (grain, size, lvl, ward_code, category, period, i, j)
 );
+-- What small INSERT statements (new reports) add, waiting to be folded into the rollups by
+-- huegis_incident_dash_compact(); readers add both.
+CREATE TABLE incident_hex_delta (LIKE incident_hex_rollup);
+-- The daily figures of all wards, per category and for all of them ('*'): days and weeks
+-- over long periods without reading every ward's rows.
+CREATE TABLE incident_rollup_day_all (
+  day date NOT NULL,
+  category text NOT NULL,
+  n bigint NOT NULL DEFAULT 0,
+  n_processed bigint NOT NULL DEFAULT 0,
+  n_on_time bigint NOT NULL DEFAULT 0,
+  n_timed bigint NOT NULL DEFAULT 0,
+  resolve_s numeric NOT NULL DEFAULT 0,
+  n_rated bigint NOT NULL DEFAULT 0,
+  n_satisfied bigint NOT NULL DEFAULT 0,
+  CONSTRAINT incident_rollup_day_all_pkey PRIMARY KEY (category, day)
+);
+CREATE TABLE incident_rollup_day_all_delta (LIKE incident_rollup_day_all);
 {chr(10).join(_index(k, v) for k, v in _RESOLVED_INDEXES.items())}
 
 CREATE FUNCTION huegis_incident_dash() RETURNS trigger LANGUAGE plpgsql SET work_mem = '256MB'
 AS $$
 BEGIN
-  IF TG_OP = 'INSERT' THEN {_hist(_NEW)} {_hex(_NEW)} {_medians(_NEW)}
+  IF TG_OP = 'INSERT' THEN
+    IF (SELECT count(*) FROM new_rows) <= 16 THEN {_hex(_NEW, True)} {_days(_NEW, True)}
+    ELSE {_hex(_NEW)} {_days(_NEW)}
+    END IF;
+    {_hist(_NEW)} {_medians(_NEW)}
   ELSIF TG_OP = 'UPDATE' THEN {_hist(_NEW + " UNION ALL " + _OLD)}
-    {_hex(_NEW + " UNION ALL " + _OLD)} {_medians(_NEW + " UNION ALL " + _OLD)}
-  ELSE {_hist(_OLD)} {_hex(_OLD)} {_medians(_OLD)}
+    {_hex(_NEW + " UNION ALL " + _OLD)} {_days(_NEW + " UNION ALL " + _OLD)}
+    {_medians(_NEW + " UNION ALL " + _OLD)}
+  ELSE {_hist(_OLD)} {_hex(_OLD)} {_days(_OLD)} {_medians(_OLD)}
   END IF;
   RETURN NULL;
 END $$;
@@ -238,15 +313,24 @@ CREATE TRIGGER incidents_dash_upd AFTER UPDATE ON incidents
 CREATE TRIGGER incidents_dash_del AFTER DELETE ON incidents
   REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION huegis_incident_dash();
 
+CREATE FUNCTION huegis_incident_dash_compact() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN {_COMPACT}
+END $$;
+
 CREATE FUNCTION huegis_incident_dash_rebuild() RETURNS void LANGUAGE plpgsql
 SET work_mem = '256MB' AS $$
 BEGIN
+  PERFORM pg_advisory_xact_lock(9, 0);
   DELETE FROM incident_resolve_hist;
   DELETE FROM incident_resolve_median;
-  DELETE FROM incident_hex_rollup; {_hist(_ALL)} {_hex(_ALL)} {_medians(_ALL)}
+  DELETE FROM incident_hex_delta;
+  DELETE FROM incident_rollup_day_all_delta;
+  DELETE FROM incident_rollup_day_all;
+  DELETE FROM incident_hex_rollup; {_hist(_ALL)} {_hex(_ALL)} {_days(_ALL)} {_medians(_ALL)}
 END $$;
 SELECT huegis_incident_dash_rebuild();
-ANALYZE incident_resolve_hist, incident_resolve_median, incident_hex_rollup;
+ANALYZE incident_resolve_hist, incident_resolve_median, incident_hex_rollup,
+  incident_rollup_day_all;
 """
 
 DOWNGRADE = f"""
@@ -254,9 +338,11 @@ DROP TRIGGER IF EXISTS incidents_dash_ins ON incidents;
 DROP TRIGGER IF EXISTS incidents_dash_upd ON incidents;
 DROP TRIGGER IF EXISTS incidents_dash_del ON incidents;
 DROP FUNCTION IF EXISTS huegis_incident_dash_rebuild();
+DROP FUNCTION IF EXISTS huegis_incident_dash_compact();
 DROP FUNCTION IF EXISTS huegis_incident_dash();
 DROP INDEX IF EXISTS {", ".join(_RESOLVED_INDEXES)};
-DROP TABLE IF EXISTS incident_resolve_hist, incident_resolve_median, incident_hex_rollup;
+DROP TABLE IF EXISTS incident_resolve_hist, incident_resolve_median, incident_hex_rollup,
+  incident_hex_delta, incident_rollup_day_all, incident_rollup_day_all_delta;
 DROP FUNCTION IF EXISTS huegis_hex_cell(float8, float8, float8);
 DROP FUNCTION IF EXISTS huegis_public_m(text, float8);
 DROP FUNCTION IF EXISTS huegis_resolve_bucket(float8);
