@@ -64,9 +64,12 @@ def _layer(style_id: str) -> Layer:
 def colour_expression(layer: Layer) -> Any:
     """The fill/circle colour: a ``match`` on the classified field, else the plain colour.
 
+    Each label is a one-element array (as valid in MapLibre as a bare value): QGIS 3.22's
+    style converter turns bare string labels into an empty ``IN ()`` and loses the colours.
+
     >>> from layers import VECTOR_LAYERS
     >>> colour_expression(VECTOR_LAYERS["construction"])[:4]
-    ['match', ['get', 'kind'], 'permit', '#fdb462']
+    ['match', ['get', 'kind'], ['permit'], '#fdb462']
     >>> colour_expression(VECTOR_LAYERS["health"])
     '#e41a1c'
     """
@@ -76,7 +79,7 @@ def colour_expression(layer: Layer) -> Any:
         return base
     expr: list[Any] = ["match", ["get", s.classify]]
     for value, colour in s.classes:
-        expr += [value, colour]
+        expr += [[value], colour]
     return [*expr, base]
 
 

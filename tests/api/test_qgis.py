@@ -262,10 +262,6 @@ def test_qgis_draws_oapif_wms_and_vector_tiles_alike(drawn: dict) -> None:
     assert any(layer == "parcels" for _, layer in styles), styles
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "QGIS 3.22's MapLibre style converter turns a `match` whose labels are bare strings "
-    "('ODT', '#f4a582', ...) into `\"land_use\" IN ()`, so every parcel gets the fallback "
-    "colour; labels written as one-element arrays (['ODT'], '#f4a582', ...) convert right."))
 def test_qgis_styles_vector_tiles_by_land_use(drawn: dict, parcel: dict) -> None:
     row, col = drawn["pixel"]
     want = np.array([int(LAND_USE[parcel["land_use"]][2][i:i + 2], 16) for i in (1, 3, 5)])

@@ -83,7 +83,9 @@ def test_public_style_uses_catalog_colours_labels_and_public_fields_only(client)
     by_id = {x["id"]: x for x in doc["layers"]}
     fill = by_id["parcels-fill"]["paint"]["fill-color"]
     assert fill[:2] == ["match", ["get", "land_use"]]
-    pairs = dict(zip(fill[2:-1:2], fill[3:-1:2], strict=True))
+    labels = fill[2:-1:2]
+    assert all(isinstance(x, list) and len(x) == 1 for x in labels)  # QGIS reads these
+    pairs = {x[0]: c for x, c in zip(labels, fill[3:-1:2], strict=True)}
     assert pairs == dict(VECTOR_LAYERS["parcels"].style.classes)
     assert fill[-1] == VECTOR_LAYERS["parcels"].style.fill
     assert by_id["wards-label"]["layout"]["text-field"] == ["get", "short_name"]
