@@ -355,7 +355,8 @@ def layer_style(layer: Layer, labels: bool = True, mode: str = "detail") -> ET.E
             text = dict(placement="point", size=11, dy=-(st.radius + 7))
         _sub(rule, "MaxScaleDenominator", f"{scale_for_zoom(label_zoom(layer)) * 1.01:.2f}")
         _sub(rule, "TextSymbolizer", f"[{label}]", face_name=FONT_FACE, fill="#222222",
-             halo_fill="rgba(255,255,255,0.85)", halo_radius=1.5, wrap_width=90,
+             halo_fill="rgba(255,255,255,0.85)", halo_radius=1.5, halo_rasterizer="fast",
+             wrap_width=90,
              margin=4, **text)
     return style
 
