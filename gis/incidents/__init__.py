@@ -5,7 +5,7 @@ Modules: :mod:`.routing` (point → ward), :mod:`.events` (the append-only histo
 NOTIFY), :mod:`.intake` (new reports, idempotency, duplicate suggestions), :mod:`.workflow`
 (state machine, assignment, moves, merges, ratings, overdue lists), :mod:`.photos`
 (validation, EXIF stripping, storage), :mod:`.feed` (LISTEN/NOTIFY for Server-Sent Events),
-:mod:`.stats` (figures from the daily rollup).
+:mod:`.stats` (figures, exact medians and hexagon heatmaps from rollups).
 """
 
 from __future__ import annotations

@@ -8,16 +8,24 @@ every report:
   per year, month and local day, per ward and category or all of them (``'*'``), and by one
   dimension at a time (all, channel, priority). The median's bucket is found from these
   counts; only the reports of that bucket are then read, through partial indexes on
-  (bucket, group column, created_at).
+  (bucket, group column, seconds), from the nearer end of the bucket.
+- ``incident_resolve_median``: the exact median (its one or two middle values) of every local
+  day, ISO week and month, all wards, per ward and per category, recomputed by the triggers
+  for the periods a statement touches (an advisory lock per period).
+- ``incident_rollup_day_all``: the daily figures of all wards, per category and for all of
+  them, so that day and week groupings over years read few rows.
 - ``incident_hex_rollup``: reports counted in the hexagons of each size of
   :data:`HEX_SIZES` (edge in metres, the ``ST_HexagonGrid`` tiling of EPSG:9214), per year and
   month, per ward and category or all of them, from the *public* location (sensitive
   categories snapped to the 100 m grid, as ``incidents_public`` shows them). The days at the
   edges of a period are counted from the reports.
 
-Both are kept exact by statement-level triggers with transition tables on ``incidents`` (one
-upsert per INSERT/UPDATE/DELETE statement, COPY included); ``huegis_incident_dash_rebuild()``
-rebuilds them (after a TRUNCATE, or to check them).
+All are kept exact by statement-level triggers with transition tables on ``incidents`` (one
+upsert per INSERT/UPDATE/DELETE statement, COPY included); small INSERT statements (new
+reports) append to delta tables instead, so that concurrent reports never wait for each other
+on a shared rollup row; readers add the deltas, ``huegis_incident_dash_compact()`` folds
+them in. ``huegis_incident_dash_rebuild()`` rebuilds everything (after a TRUNCATE, or to check
+them).
 
 Revision ID: 0009
 Revises: 0008
