@@ -130,6 +130,34 @@ def test_getmap_draws_the_parcel_colour(client, parcel):
     assert any(np.abs(p[:3].astype(int) - want_rgb).max() <= 3 for p in centre)
 
 
+def test_getmap_below_the_detail_scale_draws_land_use_blocks(client, demo_settings):
+    """At a z12-like scale (parcels are drawn in detail from z14), GetMap in EPSG:4326 and
+    EPSG:9214 and the print map draw the land-use blocks, in the land uses' colours."""
+    with psycopg.connect(demo_settings.dsn, autocommit=True) as conn:
+        conn.execute("SELECT huegis_tiles_rebuild() FROM tiles_state WHERE blocks_dirty")
+        lon, lat, x, y = conn.execute(
+            "SELECT ST_X(c), ST_Y(c), ST_X(ST_Transform(c, 9214)), ST_Y(ST_Transform(c, 9214)) "
+            "FROM (SELECT ST_SetSRID(ST_Centroid(ST_Extent(geom)::geometry), 4326) AS c "
+            "FROM land_parcels) s"
+            ).fetchone()
+    d, m = 0.045, 4800  # 256 px of about 38 m
+    colours = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for _, _, c in LAND_USE.values()])
+    wms = {crs: image(client.get(
+        W + f"REQUEST=GetMap&LAYERS=parcels&STYLES=&WIDTH=256&HEIGHT=256&CRS={crs}&BBOX={bbox}"
+        "&FORMAT=image/png&TRANSPARENT=TRUE").content)
+        for crs, bbox in (("EPSG:4326", f"{lat - d},{lon - d},{lat + d},{lon + d}"),
+                          ("EPSG:9214", f"{x - m},{y - m},{x + m},{y + m}"))}
+    r = client.get(f"/collections/parcels/map?bbox={lon - d},{lat - d},{lon + d},{lat + d}"
+                   "&crs=EPSG:4326&width=256&height=256")
+    assert image(r.content).tolist() == wms["EPSG:4326"].tolist()  # the same renderer
+    for crs, img in wms.items():
+        assert (img[..., 3] > 0).mean() > 0.01, crs
+        px = img[..., :3][img[..., 3] >= 60].astype(int)
+        assert len(px) > 50, crs
+        off = np.abs(px[:, None, :] - colours[None, :, :]).max(axis=2).min(axis=1)
+        assert (off <= 6).mean() > 0.5, crs  # land-use colours (by chance: under 1 %)
+
+
 def test_getfeatureinfo_formats_public_fields_only(client, parcel):
     d = 0.0005
     bbox = f"{parcel['lat'] - d},{parcel['lon'] - d},{parcel['lat'] + d},{parcel['lon'] + d}"
