@@ -16,10 +16,12 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +89,53 @@ done = function(summary, latency, requests)
     latency:percentile(99) / 1e3))
 end
 """
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (Linux ``/proc``; gone: 0)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its children (the uvicorn workers)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    return [pid, *kids]
+
+
+def cpu_per_request(url: str, server_pid: int, run: Callable[[], dict]) -> dict:
+    """``run()``'s result with the CPU milliseconds per request spent by the server (uvicorn
+    workers), its PostgreSQL backends and the load generator: where the 2 cores went."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        backends = [r[0] for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'huegis-api'").fetchall()]
+    server = _process_tree(server_pid)
+    s0, b0 = _cpu_seconds(server), _cpu_seconds(backends)
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    p0 = time.process_time()
+    result = run()
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client = (c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime
+              + time.process_time() - p0)
+    n = max(result["requests"], 1) / 1000
+    return {**result, "cpu_ms": ((_cpu_seconds(server) - s0) / n,
+                                 (_cpu_seconds(backends) - b0) / n, client / n)}
 
 
 def run_wrk(port: int, requests: list[Request], seconds: float, connections: int,
@@ -274,12 +323,15 @@ def main() -> None:  # noqa: C901 (one run, step by step)
         try:
             closed(whats_here, 5)  # warm-up: pools, prepared statements, rasters, caches
             load_before = os.getloadavg()
-            results["whats-here"] = closed(whats_here, args.seconds)
+            results["whats-here"] = cpu_per_request(
+                url, proc.pid, lambda: closed(whats_here, args.seconds))
             for rate in (float(r) for r in args.rates.split(",") if r):
-                results[f"whats-here at {rate:g} req/s (open loop)"] = run_rate(
-                    port, whats_here, rate, args.rate_seconds)
+                results[f"whats-here at {rate:g} req/s (open loop)"] = cpu_per_request(
+                    url, proc.pid, lambda r=rate: run_rate(port, whats_here, r,
+                                                           args.rate_seconds))
             closed(intersects, 3)
-            results["intersects (300 m square, limit=100)"] = closed(intersects, args.seconds)
+            results["intersects (300 m square, limit=100)"] = cpu_per_request(
+                url, proc.pid, lambda: closed(intersects, args.seconds))
             load_after = os.getloadavg()
         finally:
             proc.terminate()
@@ -292,12 +344,14 @@ def main() -> None:  # noqa: C901 (one run, step by step)
              "", f"{platform.node()} · {os.cpu_count()} CPUs · Python "
              f"{platform.python_version()} · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
              f" · load average {load_before[0]:.1f} before, {load_after[0]:.1f} after",
-             "", "| query | client | requests | errors | p50 ms | p95 ms | p99 ms | req/s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "", "| query | client | requests | errors | p50 ms | p95 ms | p99 ms | req/s | "
+             "CPU ms/request: server, PostgreSQL, client |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for name, r in results.items():
         lines.append(f"| {name} | {r['client']} | {r['requests']:,} | {r['errors']} | "
                      f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
-                     f"{r['throughput']:.0f} |")
+                     f"{r['throughput']:.0f} | "
+                     + ", ".join(f"{v:.2f}" for v in r["cpu_ms"]) + " |")
         if r["first_error"]:
             lines.append(f"\nfirst error: {r['first_error'][0]}")
     text = "\n".join(lines) + "\n"
