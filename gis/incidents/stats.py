@@ -246,8 +246,12 @@ def _ranges(days: list[tuple[dt.date, dt.date]]) -> list[dt.datetime | None]:
     return out + [None] * (4 - len(out))
 
 
-_IN_RANGES = ("((i.created_at >= $1 AND i.created_at < $2) OR "
-              "(i.created_at >= $3 AND i.created_at < $4))")
+def _in_ranges(where: str) -> str:
+    """The reports (alias i) filed in the two ranges $1–$2 and $3–$4 and matching ``where``:
+    one index range scan each (an OR of both would let the planner scan the whole period)."""
+    return " UNION ALL ".join(
+        f"SELECT i.* FROM incidents i WHERE i.created_at >= ${a} AND i.created_at < ${b} "
+        f"AND {where}" for a, b in ((1, 2), (3, 4)))
 
 
 def _level(q: StatsQuery) -> tuple[int, str | None, str | None]:
@@ -311,7 +315,7 @@ async def _histograms(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery
         where, args = q.where(5)
         add(await conn.fetch(
             f"SELECT {_RAW_KEY[q.group_by]} AS key, huegis_resolve_bucket({_SECONDS}) AS b, "
-            f"count(*) AS n FROM incidents i WHERE {_RESOLVED} AND {_IN_RANGES} AND {where} "
+            f"count(*) AS n FROM ({_in_ranges(where)}) i WHERE {_RESOLVED} "
             "GROUP BY 1, 2", *_ranges(days[i:i + 2]), *args))
     return hist
 
@@ -388,8 +392,8 @@ async def _raw_medians(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
     for i in range(0, len(days), 2):
         where, args = q.where(5)
         for r in await conn.fetch(
-                f"SELECT {_RAW_KEY[q.group_by]} AS key, {_MID} AS mid FROM incidents i "
-                f"WHERE {_RESOLVED} AND {_IN_RANGES} AND {where} GROUP BY 1",
+                f"SELECT {_RAW_KEY[q.group_by]} AS key, {_MID} AS mid "
+                f"FROM ({_in_ranges(where)}) i WHERE {_RESOLVED} GROUP BY 1",
                 *_ranges(days[i:i + 2]), *args):
             out[r["key"]] = (r["mid"][0] + r["mid"][-1]) / 2
     return out
@@ -504,10 +508,10 @@ async def hexbins(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery,
           WHERE h.size = $8 AND h.lvl = $9 AND h.ward_code = ${10 + len(args)}
             AND h.category = ${11 + len(args)}
           UNION ALL
-          SELECT c.i, c.j, 1 FROM incidents i
+          SELECT c.i, c.j, 1 FROM ({_in_ranges(where)}) i
           CROSS JOIN LATERAL huegis_hex_cell(huegis_public_m(i.category, i.x9214),
                                              huegis_public_m(i.category, i.y9214), $8) c
-          WHERE i.x9214 IS NOT NULL AND {_IN_RANGES} AND {where}) u
+          WHERE i.x9214 IS NOT NULL) u
         GROUP BY 1, 2 HAVING sum(n) <> 0 ORDER BY 1, 2
         """, *_ranges(days), [g for g, _, _ in segs], [a for _, a, _ in segs],
         [b for _, _, b in segs], size, lvl, *args, ward, cat)
