@@ -196,8 +196,8 @@ class QueriesRouter:
         async def whats_here(request: Request) -> Response:
             """Ward, parcels, construction, flood depth, elevation and the nearest health,
             education and tourism feature (geodesic metres) at a point."""
-            # The hot path of the planner page: the parameters are read here rather than by
-            # FastAPI's dependency machinery, which would cost as much as the rest together.
+            # The planner page's hot path: the parameters are read here, not by FastAPI's
+            # dependency resolution (about 0.1 ms of the handler's 0.3 ms of Python).
             params = request.query_params
             lon, lat = _number(params, "lon"), _number(params, "lat")
             fmt = download_format(params.get("f"), request)
@@ -225,14 +225,13 @@ class QueriesRouter:
             ward = json.loads(row[0])
             nearest = {k: json.loads(v) if v else None
                        for k, v in zip(q.NEAREST_LAYERS, row[3:6], strict=True)}
-            doc = {"parcels": json.loads(row[1]), "construction": json.loads(row[2])}
             point = {"type": "Feature", "geometry": _geojson(shapely.Point(x, y), out),
                      "properties": {"layer": "location", "ward_code": ward["gso_code"],
                                     "ward_name": ward["name"], **values}}
             rows = [point]
-            for key in ("parcels", "construction"):
+            for key, text in (("parcels", row[1]), ("construction", row[2])):
                 rows += [{**ft, "properties": {"layer": key, **ft["properties"]}}
-                         for ft in doc[key]]
+                         for ft in json.loads(text)]
             rows += [{**ft, "properties": {"layer": k, **ft["properties"]}}
                      for k, ft in nearest.items() if ft]
             names: list[str] = ["id"]
