@@ -231,7 +231,14 @@ def datasource_sql(layer: Layer, srid: int, stored_3857: bool = False,
     for filtering by the map's bbox in other CRSs. Generalized views (``view``) read the
     tables of migration 0005 (blocks, simplified wards) or cluster the points on a grid of
     :data:`CLUSTER_CELL_PX` pixels aligned on the CRS's origin (the same cells in every
-    tile and image at a scale).
+    tile and image at a scale). In detail, a dense point layer (one clustered below its
+    detail zoom) keeps one point per marker-sized cell: the newest, drawn on top anyway.
+
+    >>> from layers import VECTOR_LAYERS
+    >>> sql = datasource_sql(VECTOR_LAYERS["parcels"], 3857, True, zoom_views(
+    ...     VECTOR_LAYERS["parcels"])[0])
+    >>> "FROM tiles_parcel_blocks AS t WHERE t.geom_3857 && !bbox!" in sql
+    True
     """
     mode = view.mode if view is not None else "detail"
     cols = [f"t.{ident(f)}" for f in dict.fromkeys(

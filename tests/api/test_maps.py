@@ -48,6 +48,17 @@ def test_collection_tile_256_and_512(client):
     assert again.status_code == 304 and again.headers["etag"] == r.headers["etag"]
 
 
+def test_layers_do_not_vanish_below_their_detail_zoom(client):
+    """Parcels (detail from z14) as land-use blocks at z12 and z13, incidents (detail from
+    z15) as clusters at z13: the tiles of central Huế are not empty."""
+    for layer, z in (("parcels", 12), ("parcels", 13), ("incidents", 13)):
+        t = TMS.tile(*DAI_NOI_LONLAT, z)
+        tiles = [client.get(f"/collections/{layer}/map/tiles/WebMercatorQuad/{z}/{y}/{x}")
+                 for x in (t.x - 1, t.x, t.x + 1) for y in (t.y - 1, t.y, t.y + 1)]
+        assert all(r.status_code == 200 for r in tiles)
+        assert max((image(r)[..., 3] > 0).mean() for r in tiles) > 0.02, (layer, z)
+
+
 def test_several_layers_in_one_tile(client):
     url = f"/map/tiles/WebMercatorQuad/17/{T17.y}/{T17.x}"
     parcels = image(client.get(url + "?collections=parcels"))
