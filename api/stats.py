@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -33,13 +34,16 @@ class StatsRouter:
                 category: CategoryQ = None,
                 group_by: Annotated[str | None, Query(
                     description=f"one of {', '.join(GROUPS)}")] = None,
-                median: bool = True) -> dict:
+                median: bool = True) -> Response:
             """Counts, processed and on-time shares, mean and median hours to resolve and the
             satisfaction share, overall or per ward, category, day, week, month, status or
             channel (definitions: docs/incidents.md)."""
             q = StatsQuery(start, end, ward, category, group_by)
-            return {"from": start, "to": end, "ward": ward, "category": category,
-                    "group_by": group_by, "groups": await figures(pool, q, median)}
+            out = {"from": start and start.isoformat(), "to": end and end.isoformat(),
+                   "ward": ward, "category": category, "group_by": group_by,
+                   "groups": await figures(pool, q, median)}
+            # written directly: thousands of groups (days) are slow through jsonable_encoder
+            return Response(json.dumps(out, ensure_ascii=False), media_type="application/json")
 
         @r.get("/stats/incidents/hexbins", summary="Incident hexagon heatmap (GeoJSON)")
         async def incident_hexbins(

@@ -297,6 +297,8 @@ CREATE TABLE incident_rollup_day_all (
 );
 CREATE TABLE incident_rollup_day_all_delta (LIKE incident_rollup_day_all);
 {chr(10).join(_index(k, v) for k, v in _RESOLVED_INDEXES.items())}
+-- One ward's days (migration 0006's daily rollup is keyed by day first).
+CREATE INDEX incident_rollup_day_ward ON incident_rollup_day (dim, ward_code, day);
 
 CREATE FUNCTION huegis_incident_dash() RETURNS trigger LANGUAGE plpgsql SET work_mem = '256MB'
 AS $$
@@ -348,7 +350,7 @@ DROP TRIGGER IF EXISTS incidents_dash_del ON incidents;
 DROP FUNCTION IF EXISTS huegis_incident_dash_rebuild();
 DROP FUNCTION IF EXISTS huegis_incident_dash_compact();
 DROP FUNCTION IF EXISTS huegis_incident_dash();
-DROP INDEX IF EXISTS {", ".join(_RESOLVED_INDEXES)};
+DROP INDEX IF EXISTS {", ".join(_RESOLVED_INDEXES)}, incident_rollup_day_ward;
 DROP TABLE IF EXISTS incident_resolve_hist, incident_resolve_median, incident_hex_rollup,
   incident_hex_delta, incident_rollup_day_all, incident_rollup_day_all_delta;
 DROP FUNCTION IF EXISTS huegis_hex_cell(float8, float8, float8);
