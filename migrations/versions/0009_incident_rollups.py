@@ -297,6 +297,11 @@ CREATE TABLE incident_rollup_day_all (
 );
 CREATE TABLE incident_rollup_day_all_delta (LIKE incident_rollup_day_all);
 {chr(10).join(_index(k, v) for k, v in _RESOLVED_INDEXES.items())}
+-- Duplicate suggestions for a new report (same category, nearby, recent, not duplicates) in
+-- one index scan instead of two bitmaps.
+CREATE EXTENSION IF NOT EXISTS btree_gist;
+CREATE INDEX incidents_dup_lookup ON incidents USING gist (category, geom, created_at)
+  WHERE status <> 'duplicate';
 -- One ward's days (migration 0006's daily rollup is keyed by day first).
 CREATE INDEX incident_rollup_day_ward ON incident_rollup_day (dim, ward_code, day);
 
@@ -350,7 +355,9 @@ DROP TRIGGER IF EXISTS incidents_dash_del ON incidents;
 DROP FUNCTION IF EXISTS huegis_incident_dash_rebuild();
 DROP FUNCTION IF EXISTS huegis_incident_dash_compact();
 DROP FUNCTION IF EXISTS huegis_incident_dash();
-DROP INDEX IF EXISTS {", ".join(_RESOLVED_INDEXES)}, incident_rollup_day_ward;
+DROP INDEX IF EXISTS {", ".join(_RESOLVED_INDEXES)}, incident_rollup_day_ward,
+  incidents_dup_lookup;
+DROP EXTENSION IF EXISTS btree_gist;
 DROP TABLE IF EXISTS incident_resolve_hist, incident_resolve_median, incident_hex_rollup,
   incident_hex_delta, incident_rollup_day_all, incident_rollup_day_all_delta;
 DROP FUNCTION IF EXISTS huegis_hex_cell(float8, float8, float8);
