@@ -126,16 +126,24 @@ def cpu_per_request(url: str, server_pid: int, run: Callable[[], dict]) -> dict:
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
             "AND application_name = 'huegis-api'").fetchall()]
     server = _process_tree(server_pid)
-    s0, b0 = _cpu_seconds(server), _cpu_seconds(backends)
+    s0, b0, m0 = _cpu_seconds(server), _cpu_seconds(backends), _machine_busy()
     c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    p0 = time.process_time()
+    p0, t0 = time.process_time(), time.monotonic()
     result = run()
     c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     client = (c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime
               + time.process_time() - p0)
+    ours = (_cpu_seconds(server) - s0, _cpu_seconds(backends) - b0, client)
     n = max(result["requests"], 1) / 1000
-    return {**result, "cpu_ms": ((_cpu_seconds(server) - s0) / n,
-                                 (_cpu_seconds(backends) - b0) / n, client / n)}
+    return {**result, "cpu_ms": tuple(v / n for v in ours),
+            "others_cores": max(_machine_busy() - m0 - sum(ours), 0) / (time.monotonic() - t0)}
+
+
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (``/proc/stat``: all but idle and
+    iowait), to tell what the rest of the machine took during a run."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(port: int, requests: list[Request], seconds: float, connections: int,
@@ -345,13 +353,14 @@ def main() -> None:  # noqa: C901 (one run, step by step)
              f"{platform.python_version()} · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
              f" · load average {load_before[0]:.1f} before, {load_after[0]:.1f} after",
              "", "| query | client | requests | errors | p50 ms | p95 ms | p99 ms | req/s | "
-             "CPU ms/request: server, PostgreSQL, client |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+             "CPU ms/request: server, PostgreSQL, client | cores used by other work |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|---:|"]
     for name, r in results.items():
         lines.append(f"| {name} | {r['client']} | {r['requests']:,} | {r['errors']} | "
                      f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
                      f"{r['throughput']:.0f} | "
-                     + ", ".join(f"{v:.2f}" for v in r["cpu_ms"]) + " |")
+                     + ", ".join(f"{v:.2f}" for v in r["cpu_ms"])
+                     + f" | {r['others_cores']:.2f} |")
         if r["first_error"]:
             lines.append(f"\nfirst error: {r['first_error'][0]}")
     text = "\n".join(lines) + "\n"
