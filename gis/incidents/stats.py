@@ -300,17 +300,22 @@ async def _histograms(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery
             h[r["b"]] = h.get(r["b"], 0) + int(r["n"])
 
     if segs:
+        # only the conditions that apply (a generic "$n IS NULL OR …" plan reads more rows)
+        conds, extra = [], []
+        for column, value in (("ward_code", ward), ("category", cat)):
+            if value is not None:
+                extra.append(value)
+                conds.append(f"AND h.{column} = ${5 + len(extra)}")
         add(await conn.fetch(
             f"""
             SELECT {_HIST_KEY[q.group_by]} AS key, h.bucket AS b, sum(h.n) AS n
             FROM unnest($1::text[], $2::date[], $3::date[]) AS s (grain, first, last)
             JOIN incident_resolve_hist h ON h.grain = s.grain::"char" AND h.period >= s.first
               AND h.period < s.last
-            WHERE h.dim = $4 AND h.lvl = $5 AND ($6::text IS NULL OR h.ward_code = $6)
-              AND ($7::text IS NULL OR h.category = $7)
+            WHERE h.dim = $4 AND h.lvl = $5 {" ".join(conds)}
             GROUP BY 1, 2
             """, [g for g, _, _ in segs], [a for _, a, _ in segs], [b for _, _, b in segs],
-            dim, lvl, ward, cat))
+            dim, lvl, *extra))
     for i in range(0, len(days), 2):
         where, args = q.where(5)
         add(await conn.fetch(

@@ -252,6 +252,7 @@ CREATE TABLE incident_resolve_hist (
 );
 CREATE INDEX incident_resolve_hist_by_category ON incident_resolve_hist
   (grain, dim, category, period) WHERE lvl = 3;
+CREATE INDEX incident_resolve_hist_period ON incident_resolve_hist (grain, dim, lvl, period);
 -- The exact median of each local day, ISO week and month (all, per ward, per category): the
 -- one or two middle values (ranks (n-1)/2 and n/2) of the n seconds to resolve.
 CREATE TABLE incident_resolve_median (
