@@ -294,8 +294,9 @@ def main() -> None:  # noqa: C901 (one run, step by step)
               else settings.managed_url("postgres"))
     if settings.uses_managed_cluster:
         db.ensure_ready(settings)
-    var_dir = Path(tempfile.mkdtemp(prefix="huegis-bench-queries-"))
-    work = Path(tempfile.mkdtemp(prefix="huegis-bench-wrk-"))  # wrk's script and requests
+    # An existing demo's rasters are wherever its raster_datasets says.
+    var_dir = (settings.var_dir if args.database
+               else Path(tempfile.mkdtemp(prefix="huegis-bench-queries-")))
     scratch = (nullcontext(args.database) if args.database
                else db.scratch_database(server, "huegis_bench_queries", keep=args.keep))
     load_before = os.getloadavg()
@@ -304,8 +305,6 @@ def main() -> None:  # noqa: C901 (one run, step by step)
             print(f"keeping database {db.redact(url)} and rasters in {var_dir}")
         if not args.database:
             load(url, var_dir, args.rows, args.seed)
-        else:  # an existing demo: its rasters are wherever raster_datasets says
-            var_dir = settings.var_dir
         pts = sample_points(url, 2000, args.seed)
         rnd = random.Random(args.seed)
         whats_here = [("GET", f"/query/whats-here?lon={lon:.7f}&lat={lat:.7f}", None)
@@ -325,6 +324,7 @@ def main() -> None:  # noqa: C901 (one run, step by step)
                 return run_wrk(port, requests, seconds, args.connections, work)
             return run_closed(port, requests, seconds, args.connections)
 
+        work = Path(tempfile.mkdtemp(prefix="huegis-bench-wrk-"))  # wrk's script, requests
         proc, base = start_huegis(url, var_dir, args.workers)
         port = int(base.rsplit(":", 1)[1])
         results: dict[str, dict] = {}
