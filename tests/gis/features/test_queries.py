@@ -197,3 +197,9 @@ def test_whats_here_keeps_one_generic_plan(demo_settings: Settings) -> None:
                       "health_facilities_geom_gist", "education_facilities_geom_gist",
                       "tourism_pois_geom_gist"):
             assert f"using {index}" in plan, (index, plan)
+
+
+def test_doctests() -> None:
+    import doctest
+
+    assert doctest.testmod(q).failed == 0
