@@ -8,6 +8,7 @@ rendered tiles: :func:`tile_response` is the one way a route answers with a cach
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import re
@@ -61,10 +62,42 @@ async def stop_invalidation(app: FastAPI) -> None:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await start_invalidation(app)
+    warm = asyncio.ensure_future(_warm_connections(app))
     try:
         yield
     finally:
+        warm.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await warm
         await stop_invalidation(app)
+
+
+WARM_CONNECTIONS = 4
+_WARM_SQL = ("SELECT ST_AsMVT(m.*, 'warm', 4096, 'g') FROM (SELECT ST_AsMVTGeom("
+             "ST_MakeEnvelope(0, 0, 1, 1, 3857), ST_MakeEnvelope(0, 0, 2, 2, 3857)::box2d) AS g, "
+             "1 AS a) AS m WHERE huegis_tiles_serial()")
+
+
+async def _warm_connections(app: FastAPI) -> None:
+    """Open a few pool connections in the background at start-up and run a tiny tile query
+    on each: a new connection's first tile costs ~50 ms (PostGIS loaded, its functions
+    looked up), paid here rather than by the first map views."""
+    try:
+        pool = await app.state.pools.get()
+    except Exception:  # noqa: BLE001 - the database may be down: nothing to warm
+        return
+    conns = []
+    try:
+        for _ in range(min(WARM_CONNECTIONS, app.state.settings.pool_max_size)):
+            conns.append(await pool.acquire())
+        for conn in conns:
+            await conn.fetchval(_WARM_SQL)
+    except Exception:  # noqa: BLE001 - e.g. not migrated yet; requests will tell
+        pass
+    finally:  # even when cancelled: a connection never given back blocks pool.close()
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                await pool.release(conn)
 
 
 def tile_service(request: Request) -> TileService:

@@ -30,6 +30,9 @@ SUPPORTED_TMS = ("WebMercatorQuad", "WorldCRS84Quad")
 # PostGIS SRID of each supported matrix set (WorldCRS84Quad is lon/lat, i.e. 4326 with x=lon).
 TMS_SRID = {"WebMercatorQuad": 3857, "WorldCRS84Quad": 4326}
 MAX_ZOOM = 24
+# A constant true declared PARALLEL UNSAFE (migration 0010): tile queries plan no parallel
+# workers, whose start-up only costs when every core is busy with other tiles.
+SERIAL = "huegis_tiles_serial()"
 _TMS: dict[str, morecantile.TileMatrixSet] = {}
 REDUCTION_STEPS = 4
 
@@ -136,7 +139,8 @@ def _layer_sql(layer: Layer, mode: str, srid: int, fields: tuple[str, ...],
             "AS category, ST_Centroid(ST_Collect(g)) AS g FROM p GROUP BY gx, gy), "
             f"m AS (SELECT ST_AsMVTGeom(c.g, {env}::box2d, {EXTENT}, 0, true) AS __geom, "
             "c.count, c.category FROM c) "
-            f"SELECT ST_AsMVT(m.*, {name}, {EXTENT}, '__geom'), count(m.__geom) FROM m")
+            f"SELECT ST_AsMVT(m.*, {name}, {EXTENT}, '__geom'), count(m.__geom) FROM m "
+            f"WHERE {SERIAL}")
 
     if mode == "blocks":
         source = "tiles_parcel_blocks AS t"
@@ -178,15 +182,16 @@ def _layer_sql(layer: Layer, mode: str, srid: int, fields: tuple[str, ...],
     build = f"SELECT ST_AsMVT(m.*, {name}, {EXTENT}, '__geom'{id_arg}) FROM ({body}) AS m"
     if reduced:
         return (f"WITH m AS ({body}) SELECT ST_AsMVT(m.*, {name}, {EXTENT}, '__geom'{id_arg}), "
-                "count(m.__geom) FROM m")
+                f"count(m.__geom) FROM m WHERE {SERIAL}")
     # Count first, build only when the count is within $9: a tile far over the budget goes
     # straight to its reduction instead of being built in vain. The scalar subquery is an
     # InitPlan, run only when the CASE needs it.
     # Counting stops one row past $9 (no need to count the rest of a tile over budget),
     # except for points, whose thinning needs their number.
-    cap = "" if kind == "point" else " LIMIT $9 + 1"
+    cap = "" if kind == "point" else " LIMIT $9::bigint + 1"
     return (f"WITH n AS (SELECT count(*) AS n FROM (SELECT FROM {source} WHERE {where}{cap})"
-            f" AS c) SELECT CASE WHEN n.n <= $9 THEN ({build}) END, n.n FROM n")
+            f" AS c) SELECT CASE WHEN n.n <= $9::bigint THEN ({build}) END, n.n FROM n "
+            f"WHERE {SERIAL}")
 
 
 @dataclass(frozen=True)
