@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.auth import AuthRouter
-from api.features import FeaturesRouter
+from api.features import FeaturesRouter, ItemsFastPath
 from api.gazetteer import GazetteerRouter
 from api.incidents import IncidentsRouter
 from api.landing import LandingRouter
@@ -86,4 +86,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for part in parts:
         app.include_router(part.router)
     app.add_middleware(TileFastPath, state=app.state)  # vector tiles before routing
+    app.add_middleware(ItemsFastPath, state=app.state)  # GeoJSON items before routing
     return app

@@ -19,17 +19,17 @@ async def get_pool(request: Request) -> asyncpg.Pool:
     return await request.app.state.pools.get()
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def vector_layer_from_path(
+async def vector_layer_from_path(
     collection_id: Annotated[str, Path(description="Collection id from the catalog")],
 ) -> Layer:
     return vector_layer(collection_id)
 
 
-def any_layer_from_path(
+async def any_layer_from_path(
     collection_id: Annotated[str, Path(description="Collection id from the catalog")],
 ) -> Layer | RasterLayer:
     return any_layer(collection_id)

@@ -4,6 +4,7 @@ collections, queryables, items and items by id, as GeoJSON, HTML, CSV and GeoPac
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from api.deps import AnyLayerDep, LayerDep, PoolDep, PrincipalDep, SettingsDep, 
 from api.exports import export_response
 from api.landing import FormatQuery, html_page, negotiate
 from gis import features
-from gis.auth import Principal
+from gis.auth import PUBLIC, Principal
 from gis.errors import FeatureNotFound, InvalidParameter
 from gis.features import cql2
 from gis.features import request as req
@@ -25,7 +26,7 @@ from gis.features.cql2 import parse_filter
 from gis.features.items import format_cursor, page_sql
 from gis.features.svg import svg_map
 from gis.sqlbuild import visible_fields
-from layers import CATALOG, Layer, RasterLayer
+from layers import CATALOG, VECTOR_LAYERS, Layer, RasterLayer
 
 GEOJSON = "application/geo+json"
 CRS84 = req.CRS84
@@ -177,6 +178,125 @@ def _stream(pool: asyncpg.Pool, sql: str, params: list) -> AsyncIterator[str]:
     return rows()
 
 
+async def fetch_page(pool: asyncpg.Pool, layer: Layer, q: features.ItemsQuery, cap: int
+                     ) -> tuple[str | None, list[str], bool, int]:
+    """A page in one round trip (:func:`gis.features.items.page_sql`): its features as
+    GeoJSON text, the cursors of its rows, whether a further page exists, numberMatched."""
+    sql, params = page_sql(layer, q, cap)
+    async with pool.acquire() as conn:
+        text, fetched, cursors, matched = await _guard(conn.fetchrow(sql, *params))
+        cursors = cursors or []
+        if matched is None:  # the page is everything
+            matched = len(cursors)
+        elif matched > cap:
+            matched = await estimated_count(conn, layer, q, cap)
+    return text, cursors, fetched > q.limit, matched
+
+
+def geojson_page(request: Request, settings: Any, layer: Layer, q: features.ItemsQuery,
+                 text: str | None, cursors: list[str], more: bool, matched: int) -> Response:
+    """The FeatureCollection response of a page (the features' text is not re-parsed)."""
+    links = page_links(request, settings, layer, q, cursors, more)
+    body = features.feature_collection([text] if text else [], links, len(cursors), matched,
+                                       _now())
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{q.crs.uri}>"})
+
+
+def page_links(request: Request, settings: Any, layer: Layer, q: features.ItemsQuery,
+           cursors: list[str], more: bool) -> list[dict]:
+    """self/alternate/collection links, ``next`` and ``prev``, each keeping the request's
+    other parameters. Pages continue by keyset cursors (``after``, ``before``: as cheap
+    deep as first) on any order; pages reached by ``offset`` continue by offset."""
+    base = base_url(request, settings)
+    here = f"{base}/collections/{layer.id}/items"
+    keep = [(k, v) for k, v in request.query_params.multi_items()
+            if k not in ("offset", "after", "before", "limit", "f")]
+
+    def href(**paging: object) -> str:
+        return f"{here}?{urlencode([*keep, ('limit', q.limit), *paging.items()])}"
+
+    def cursor(key: str) -> str:
+        return format_cursor(key, q.default_order)
+
+    current = {k: request.query_params[k] for k in ("after", "before", "offset")
+               if k in request.query_params}
+    links = [_link(href(**current), "self"),
+             _link(href(**current, f="html"), "alternate", "text/html"),
+             _link(f"{base}/collections/{layer.id}", "collection", "application/json")]
+    if q.offset:
+        if more and (q.default_order or q.offset + q.limit <= settings.max_items_offset):
+            nxt = ({"after": cursor(cursors[-1])} if q.default_order
+                   else {"offset": q.offset + q.limit})
+            links.append(_link(href(**nxt), "next"))
+        links.append(_link(href(offset=max(0, q.offset - q.limit)), "prev"))
+        return links
+    # Read backwards from `before`, `more` means a further page before this one.
+    has_next = more if q.before is None else bool(cursors)
+    has_prev = (q.after is not None and bool(cursors)) or (q.before is not None and more)
+    if has_next and cursors:
+        links.append(_link(href(after=cursor(cursors[-1])), "next"))
+    if has_prev:
+        links.append(_link(href(before=cursor(cursors[0])), "prev"))
+    return links
+
+
+# ------------------------------------------------------------------ fast path
+_ITEMS_PATH = re.compile(r"/collections/([^/]+)/items")
+# Query parameters of an items request and the keyword of build_query they fill.
+_ITEMS_ARGS = {"limit": "limit", "offset": "offset", "after": "after", "before": "before",
+               "bbox": "bbox", "bbox-crs": "bbox_crs", "crs": "crs", "datetime": "datetime_",
+               "properties": "properties", "sortby": "sortby", "filter": "filter_",
+               "filter-lang": "filter_lang", "filter-crs": "filter_crs"}
+
+
+class ItemsFastPath:
+    """Pure ASGI in front of the FastAPI app, like :class:`api.tiles.TileFastPath`: an
+    anonymous ``GET /collections/{id}/items`` answered in GeoJSON skips FastAPI's routing,
+    dependency solving and parameter validation (pydantic), the hot path of map clients.
+    The same functions make the same bytes as the route. Anything else — another format,
+    an API key or token, a parameter it cannot read, any error — goes to the app
+    unchanged, which answers as it always does (errors included). Mounted by
+    ``create_app``: ``app.add_middleware(ItemsFastPath, state=app.state)``."""
+
+    def __init__(self, app: Any, state: Any) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            m = _ITEMS_PATH.fullmatch(scope["path"])
+            layer = VECTOR_LAYERS.get(m[1]) if m is not None else None
+            if layer is not None:
+                response = await self._answer(scope, layer)
+                if response is not None:
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _answer(self, scope: Any, layer: Layer) -> Response | None:
+        request = Request(scope)
+        if "x-api-key" in request.headers or "authorization" in request.headers:
+            return None
+        try:
+            params = request.query_params
+            if negotiate(request, params.get("f"), ("json", "html", "csv", "gpkg")) != "json":
+                return None
+            args: dict[str, Any] = {**dict.fromkeys(_ITEMS_ARGS.values()), "offset": 0}
+            for name, key in _ITEMS_ARGS.items():
+                values = params.getlist(name)
+                if len(values) > 1:
+                    return None
+                if values:
+                    args[key] = int(values[0]) if name in ("limit", "offset") else values[0]
+            settings = self.state.settings
+            q = build_query(request, layer, settings, PUBLIC, **args)
+            pool = await self.state.pools.get()
+            page = await fetch_page(pool, layer, q, settings.exact_count_max)
+        except Exception:  # noqa: BLE001 - the app answers again, with its error shape
+            return None
+        return geojson_page(request, settings, layer, q, *page)
+
+
 @dataclass
 class FeaturesRouter:
     """Routes ``/collections…`` for every layer of the catalog."""
@@ -280,18 +400,10 @@ class FeaturesRouter:
                             filter_=filter, filter_lang=filter_lang, filter_crs=filter_crs)
             if fmt in ("csv", "gpkg"):
                 return await self._download(pool, layer, q, fmt)
-            # One round trip: the page as GeoJSON text, its cursors and the count.
-            sql, params = page_sql(layer, q, settings.exact_count_max)
-            async with pool.acquire() as conn:
-                text, fetched, cursors, matched = await _guard(conn.fetchrow(sql, *params))
-                more = fetched > q.limit
-                cursors = cursors or []
-                if matched is None:  # the page is everything
-                    matched = len(cursors)
-                elif matched > settings.exact_count_max:
-                    matched = await estimated_count(conn, layer, q, settings.exact_count_max)
-            links = self._links(request, settings, layer, q, cursors, more)
+            text, cursors, more, matched = await fetch_page(pool, layer, q,
+                                                            settings.exact_count_max)
             if fmt == "html":
+                links = page_links(request, settings, layer, q, cursors, more)
                 feats = json.loads(f"[{text or ''}]")
                 columns = (list(q.properties) if q.properties is not None
                            else visible_fields(layer, principal=principal))
@@ -302,9 +414,7 @@ class FeaturesRouter:
                 return html_page("items.html", request, settings, layer=layer, features=feats,
                                  columns=columns, links=pages, svg=svg,
                                  number_returned=len(feats), number_matched=matched)
-            body = features.feature_collection([text] if text else [], links, len(cursors),
-                                               matched, _now())
-            return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{q.crs.uri}>"})
+            return geojson_page(request, settings, layer, q, text, cursors, more, matched)
 
         @r.get("/collections/{collection_id}/items/{feature_id}",
                summary="One feature (GeoJSON)", response_class=Response,
@@ -337,44 +447,6 @@ class FeaturesRouter:
             return Response(json.dumps(feature, ensure_ascii=False), media_type=GEOJSON,
                             headers={"Content-Crs": f"<{out.uri}>",
                                      **({"ETag": row[1]} if row[1] else {})})
-
-    @staticmethod
-    def _links(request: Request, settings: Any, layer: Layer, q: features.ItemsQuery,
-               cursors: list[str], more: bool) -> list[dict]:
-        """self/alternate/collection links, ``next`` and ``prev``, each keeping the request's
-        other parameters. Pages continue by keyset cursors (``after``, ``before``: as cheap
-        deep as first) on any order; pages reached by ``offset`` continue by offset."""
-        base = base_url(request, settings)
-        here = f"{base}/collections/{layer.id}/items"
-        keep = [(k, v) for k, v in request.query_params.multi_items()
-                if k not in ("offset", "after", "before", "limit", "f")]
-
-        def href(**paging: object) -> str:
-            return f"{here}?{urlencode([*keep, ('limit', q.limit), *paging.items()])}"
-
-        def cursor(key: str) -> str:
-            return format_cursor(key, q.default_order)
-
-        current = {k: request.query_params[k] for k in ("after", "before", "offset")
-                   if k in request.query_params}
-        links = [_link(href(**current), "self"),
-                 _link(href(**current, f="html"), "alternate", "text/html"),
-                 _link(f"{base}/collections/{layer.id}", "collection", "application/json")]
-        if q.offset:
-            if more and (q.default_order or q.offset + q.limit <= settings.max_items_offset):
-                nxt = ({"after": cursor(cursors[-1])} if q.default_order
-                       else {"offset": q.offset + q.limit})
-                links.append(_link(href(**nxt), "next"))
-            links.append(_link(href(offset=max(0, q.offset - q.limit)), "prev"))
-            return links
-        # Read backwards from `before`, `more` means a further page before this one.
-        has_next = more if q.before is None else bool(cursors)
-        has_prev = (q.after is not None and bool(cursors)) or (q.before is not None and more)
-        if has_next and cursors:
-            links.append(_link(href(after=cursor(cursors[-1])), "next"))
-        if has_prev:
-            links.append(_link(href(before=cursor(cursors[0])), "prev"))
-        return links
 
     @staticmethod
     async def _download(pool: asyncpg.Pool, layer: Layer, q: features.ItemsQuery,

@@ -1,12 +1,17 @@
 """Features of a vector layer as GeoJSON, built in PostGIS from the layer's declaration.
 
-One small function per clause (select, where, order), as tipg does: :func:`items_sql` for a
-page, :func:`stream_sql` for a download (no limit), :func:`count_sql` / :func:`explain_sql`
-for ``numberMatched``, :func:`item_sql` for one feature by id.
+One small function per clause (select, where, order, keyset seek), as tipg does:
+:func:`items_sql` for the rows of a page, :func:`page_sql` for a whole page in one row (the
+features already joined as GeoJSON text, the cursors of its ends and ``numberMatched``: one
+round trip, nothing parsed in Python), :func:`stream_sql` for a download (no limit),
+:func:`count_sql` / :func:`explain_sql` for ``numberMatched``, :func:`item_sql` for one
+feature by id.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +19,7 @@ from typing import Any
 from gis.auth import PUBLIC, Principal
 from gis.errors import InvalidParameter
 from gis.features.cql2 import Scope, SQLParams, compile_filter
-from gis.features.request import CRS84, ApiCRS, TimeRange, parse_feature_id
+from gis.features.request import CRS84, ApiCRS, TimeRange, coerce, parse_feature_id
 from gis.sqlbuild import id_is_integer, ident, literal, source_ref, table_ref, visible_fields
 from layers import Layer
 
@@ -31,9 +36,11 @@ class ItemsQuery:
     # (minx, miny, maxx, maxy) in ``bbox_crs`` x/y order.
     bbox: tuple[float, float, float, float] | None = None
     bbox_crs: ApiCRS = CRS84
-    # Keyset cursor: only features whose id is greater (what ``next`` links use, so deep
-    # pages cost the same as the first one).
-    after: int | str | None = None
+    # Keyset cursors (what ``next`` and ``prev`` links use, so deep pages cost the same as
+    # the first one): the sort keys and id of a feature (see :func:`parse_cursor`); the page
+    # holds the features after it, or (``before``) the ``limit`` features just before it.
+    after: Any = None
+    before: Any = None
     when: TimeRange | None = None
     equals: tuple[tuple[str, Any], ...] = ()
     filter: Any = None  # a pygeofilter AST
@@ -102,10 +109,61 @@ def where_sql(layer: Layer, q: ItemsQuery, params: SQLParams) -> list[str]:
     return where
 
 
-def order_sql(layer: Layer, q: ItemsQuery) -> str:
-    """``ORDER BY`` the sort keys, then the id (so pages are deterministic)."""
-    keys = [f"{_col(n)} {'DESC NULLS LAST' if d else 'ASC NULLS LAST'}" for n, d in q.sortby]
-    return " ORDER BY " + ", ".join([*keys, _col(layer.id_column)])
+def _keys(layer: Layer, q: ItemsQuery) -> list[tuple[str, bool]]:
+    """The order's (column, descending) keys: the sort keys, then the id."""
+    return [*((_col(n), d) for n, d in q.sortby), (_col(layer.id_column), False)]
+
+
+def order_sql(layer: Layer, q: ItemsQuery, reverse: bool = False) -> str:
+    """``ORDER BY`` the sort keys, then the id (so pages are deterministic); nulls last.
+    ``reverse``: the exact opposite order (a page read backwards from a ``before`` cursor)."""
+    def one(col: str, desc: bool) -> str:
+        if reverse:
+            return f"{col} {'ASC NULLS FIRST' if desc else 'DESC NULLS FIRST'}"
+        return f"{col} {'DESC NULLS LAST' if desc else 'ASC NULLS LAST'}"
+    keys = [one(c, d) for c, d in _keys(layer, q)]
+    if not reverse:  # the id never is null, and ascending is its index's own order
+        keys[-1] = _keys(layer, q)[-1][0]
+    return " ORDER BY " + ", ".join(keys)
+
+
+def seek_sql(layer: Layer, q: ItemsQuery, cursor: tuple, params: SQLParams,
+             forward: bool = True) -> str:
+    """Rows strictly after (``forward``) or before ``cursor`` (the sort keys and id of a row)
+    in the order of :func:`order_sql`: a lexicographic comparison, nulls last. On the default
+    order it is ``id > $n``, a seek in the primary key.
+
+    >>> from layers import VECTOR_LAYERS
+    >>> b = SQLParams()
+    >>> seek_sql(VECTOR_LAYERS['parcels'], ItemsQuery(limit=5, sortby=(('area_m2', True),)),
+    ...          (120.5, 7), b)
+    '((t."area_m2" < $1 OR t."area_m2" IS NULL) OR (t."area_m2" = $2 AND t."id" > $3))'
+    """
+    terms, equal = [], []
+    keys = _keys(layer, q)
+    if len(cursor) != len(keys):
+        raise InvalidParameter("the cursor does not match the sort order")
+    for i, ((col, desc), value) in enumerate(zip(keys, cursor, strict=True)):
+        if value is None:  # nulls come last: after a null only nulls (then by id)
+            beyond = None if forward else f"{col} IS NOT NULL"
+        else:
+            op = ">" if forward != desc else "<"
+            v = params.add(value)
+            beyond = f"({col} {op} {v} OR {col} IS NULL)" if forward else f"{col} {op} {v}"
+            if col == _col(layer.id_column):
+                beyond = f"{col} {op} {v}"
+        if beyond is not None:
+            terms.append(" AND ".join([*equal, beyond]))
+        if i < len(keys) - 1:
+            equal.append(f"{col} IS NULL" if value is None else f"{col} = {params.add(value)}")
+    if len(terms) == 1:
+        return terms[0]
+    return "(" + " OR ".join(f"({t})" if " AND " in t else t for t in terms) + ")"
+
+
+def key_sql(layer: Layer, q: ItemsQuery) -> str:
+    """JSON text of a row's cursor: its sort keys and id."""
+    return f"json_build_array({', '.join(c for c, _ in _keys(layer, q))})::text"
 
 
 def _from_where(layer: Layer, q: ItemsQuery, where: list[str]) -> str:
@@ -113,29 +171,31 @@ def _from_where(layer: Layer, q: ItemsQuery, where: list[str]) -> str:
             + (" WHERE " + " AND ".join(where) if where else ""))
 
 
-def items_sql(layer: Layer, q: ItemsQuery) -> tuple[str, list[object]]:
+def items_sql(layer: Layer, q: ItemsQuery, params: SQLParams | None = None,
+              where: list[str] | None = None) -> tuple[str, list[object]]:
     """SQL returning one GeoJSON Feature (text) per row, visible fields only.
 
-    Each row is ``(feature_text, id)``. One row more than ``limit`` is fetched so the caller
-    knows whether a next page exists. On the default order (by id), an ``offset`` becomes a
-    keyset seek: the id at that offset is found from the index alone (no features built
-    for the skipped rows), then the page starts there.
+    Each row is ``(feature_text, id, cursor, n)``: the cursor is the JSON of the row's sort
+    keys and id, ``n`` its rank in the page (1 nearest to the cursor; a ``before`` page is
+    read backwards). One row more than ``limit`` is fetched so the caller knows whether a
+    further page exists. On the default order (by id), an ``offset`` becomes a keyset seek:
+    the id at that offset is found from the index alone (no features built for the skipped
+    rows), then the page starts there.
 
     Example
     -------
     >>> from layers import VECTOR_LAYERS
-    >>> sql, params = items_sql(VECTOR_LAYERS['health'], ItemsQuery(limit=10, after=5))
+    >>> sql, params = items_sql(VECTOR_LAYERS['health'], ItemsQuery(limit=10, after=(5,)))
     >>> params
     [5, 11]
     """
-    params = SQLParams()
+    params = params or SQLParams()
     idcol = _col(layer.id_column)
-    where = where_sql(layer, q, params)
+    where = list(where_sql(layer, q, params) if where is None else where)
     if q.after is not None:
-        if not q.default_order:
-            raise InvalidParameter("'after' cursors apply only to the default order; "
-                                   "use offset with sortby")
-        where.append(f"{idcol} > {params.add(q.after)}")
+        where.append(seek_sql(layer, q, _cursor(q.after), params))
+    if q.before is not None:
+        where.append(seek_sql(layer, q, _cursor(q.before), params, forward=False))
     limit = params.add(q.limit + 1)
     if q.offset and q.default_order:
         seek = (f"SELECT {idcol}{_from_where(layer, q, where)} ORDER BY {idcol} "
@@ -146,9 +206,38 @@ def items_sql(layer: Layer, q: ItemsQuery) -> tuple[str, list[object]]:
         page = (f"SELECT {idcol}{_from_where(layer, q, where)}{order_sql(layer, q)} "
                 f"LIMIT {limit} OFFSET {params.add(q.offset)}")
         where = [*where, f"{idcol} = ANY(ARRAY({page}))"]
-    sql = (f"SELECT {feature_sql(layer, q)}, {idcol}{_from_where(layer, q, where)}"
-           f"{order_sql(layer, q)} LIMIT {limit}")
+    order = order_sql(layer, q, reverse=q.before is not None)
+    # The rows of the page first, then their features: GeoJSON is built for limit + 1 rows,
+    # not for every row the bbox matched before the sort.
+    rows = (f"SELECT {ALIAS}.*, {key_sql(layer, q)} AS __cursor, "
+            f"row_number() OVER ({order.strip()}) AS __rank"
+            f"{_from_where(layer, q, where)}{order} LIMIT {limit}")
+    sql = (f"SELECT {feature_sql(layer, q)} AS f, {idcol} AS id, {ALIAS}.__cursor AS k, "
+           f"{ALIAS}.__rank AS n FROM ({rows}) AS {ALIAS} ORDER BY {ALIAS}.__rank")
     return sql, params.values
+
+
+def page_sql(layer: Layer, q: ItemsQuery, cap: int) -> tuple[str, list[object]]:
+    """One row for a whole page: ``(features, fetched, cursors, matched)``.
+
+    ``features`` is the page's GeoJSON Features joined by commas (in display order),
+    ``fetched`` how many rows were read (``limit + 1``: there is a further page),
+    ``cursors`` the JSON cursors of the page's rows in display order, and ``matched`` the
+    exact count of the matching features, read up to ``cap + 1`` rows, when the page alone
+    does not tell it (NULL when it does: the page is everything).
+    """
+    params = SQLParams()
+    where = where_sql(layer, q, params)
+    count = f"({_count(layer, q, where, params, cap)})"
+    rows, _ = items_sql(layer, q, params, where)
+    first = q.limit
+    direction = "DESC" if q.before is not None else "ASC"
+    paged = q.offset or q.after is not None or q.before is not None
+    matched = count if paged else f"CASE WHEN count(*) > {first} THEN {count} END"
+    return (f"WITH page AS ({rows}) "
+            f"SELECT string_agg(f, ',' ORDER BY n {direction}) FILTER (WHERE n <= {first}), "
+            f"count(*), array_agg(k ORDER BY n {direction}) FILTER (WHERE n <= {first}), "
+            f"{matched} FROM page", params.values)
 
 
 def stream_sql(layer: Layer, q: ItemsQuery) -> tuple[str, list[object]]:
@@ -159,12 +248,15 @@ def stream_sql(layer: Layer, q: ItemsQuery) -> tuple[str, list[object]]:
             params.values)
 
 
+def _count(layer: Layer, q: ItemsQuery, where: list[str], params: SQLParams, cap: int) -> str:
+    return (f"SELECT count(*) FROM (SELECT 1{_from_where(layer, q, where)} "
+            f"LIMIT {params.add(cap + 1)}) AS c")
+
+
 def count_sql(layer: Layer, q: ItemsQuery, cap: int) -> tuple[str, list[object]]:
     """Count of the matching features, reading at most ``cap + 1`` of them."""
     params = SQLParams()
-    where = where_sql(layer, q, params)
-    return (f"SELECT count(*) FROM (SELECT 1{_from_where(layer, q, where)} "
-            f"LIMIT {params.add(cap + 1)}) AS c", params.values)
+    return _count(layer, q, where_sql(layer, q, params), params, cap), params.values
 
 
 def explain_sql(layer: Layer, q: ItemsQuery) -> tuple[str, list[object]]:
@@ -239,17 +331,51 @@ def feature_collection(features: list[str], links: list[dict], number_returned: 
     return text[:-1] + ', "features": [' + ",".join(features) + "]}"
 
 
-def parse_cursor(layer: Layer, value: str) -> int | str:
-    """The ``after`` cursor as the id column's type.
+def _cursor(value: Any) -> tuple:
+    return value if isinstance(value, tuple) else (value,)
+
+
+def format_cursor(key_json: str, default_order: bool) -> str:
+    """The ``after``/``before`` value of a row from its cursor JSON (:func:`key_sql`): the
+    id alone on the default order, else the keys and id as base64url JSON.
+
+    >>> format_cursor('[42]', True), format_cursor('[12.5, 42]', False)
+    ('42', 'WzEyLjUsIDQyXQ')
+    """
+    if default_order:
+        return str(json.loads(key_json)[0])
+    return base64.urlsafe_b64encode(key_json.encode()).decode().rstrip("=")
+
+
+def parse_cursor(layer: Layer, value: str, sortby: tuple[tuple[str, bool], ...] = ()
+                 ) -> tuple:
+    """An ``after``/``before`` cursor as typed values: the sort keys (``sortby``) and id.
 
     >>> from layers import VECTOR_LAYERS
     >>> parse_cursor(VECTOR_LAYERS['parcels'], '42')
-    42
+    (42,)
+    >>> parse_cursor(VECTOR_LAYERS['parcels'], 'WzEyLjUsIDQyXQ', (('area_m2', True),))
+    (12.5, 42)
     """
-    parsed = feature_id(layer, value)
-    if parsed is None:
-        raise InvalidParameter(f"after must be a feature id (an integer), got {value!r}")
-    return parsed
+    if not sortby:
+        parsed = feature_id(layer, value)
+        if parsed is None:
+            raise InvalidParameter(f"after/before must be a feature id (an integer), "
+                                   f"got {value!r}")
+        return (parsed,)
+    bad = InvalidParameter(f"{value!r} is not a cursor of this sortby: use the 'next' and "
+                           "'prev' links of a response")
+    try:
+        keys = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise bad from None
+    if not isinstance(keys, list) or len(keys) != len(sortby) + 1:
+        raise bad
+    fid = feature_id(layer, str(keys[-1])) if isinstance(keys[-1], int | str) else None
+    if fid is None:
+        raise bad
+    return (*(None if v is None else coerce(layer.field(n), v)
+              for (n, _), v in zip(sortby, keys, strict=False)), fid)
 
 
 def check_limit(limit: int, maximum: int) -> int:
