@@ -93,13 +93,14 @@ def start_huegis(url: str, var_dir: Path, workers: int) -> tuple[subprocess.Pope
 
 def start_tipg(url: str, workers: int) -> tuple[subprocess.Popen, str]:
     bin_dir, port, d = peers_venv(), free_port(), _db_parts(url)
-    if d["host"].startswith("/"):  # tipg needs a TCP host, not a socket directory
-        d["host"] = "127.0.0.1"
-    env = {**os.environ, "POSTGRES_USER": d["user"], "POSTGRES_PASS": d["password"],
-           "POSTGRES_HOST": d["host"], "POSTGRES_PORT": str(d["port"]),
-           "POSTGRES_DBNAME": d["dbname"], "TIPG_DB_SCHEMAS": '["public"]',
-           "TIPG_DB_TABLES": '["public.land_parcels"]', "TIPG_MAX_FEATURES_PER_TILE": "20000"}
-    env.pop("DATABASE_URL", None)
+    # A socket directory as the host, percent-encoded (asyncpg decodes it): the managed
+    # cluster listens on no TCP port.
+    auth = urllib.parse.quote(d["user"]) + (":" + urllib.parse.quote(d["password"])
+                                            if d["password"] else "")
+    env = {**os.environ, "TIPG_DB_SCHEMAS": '["public"]', "DATABASE_URL":
+           f"postgresql://{auth}@{urllib.parse.quote(d['host'], safe='')}:{d['port']}/"
+           f"{d['dbname']}", "TIPG_DB_TABLES": '["public.land_parcels"]',
+           "TIPG_MAX_FEATURES_PER_TILE": "20000"}
     proc = subprocess.Popen([str(bin_dir / "uvicorn"), "tipg.main:app", "--port", str(port),
                              "--workers", str(workers), "--log-level", "warning"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -331,7 +332,7 @@ def run_naive(url: str, tiles: list[tuple[int, int, int]], connections: int) -> 
         await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.perf_counter() - started
         await pool.close()
-        return _stats(lat, elapsed, {200: len(lat)})
+        return {**_stats(lat, elapsed, {200: len(lat)}), "client": "asyncpg, no HTTP"}
 
     return asyncio.run(main())
 
