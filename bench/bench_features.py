@@ -250,6 +250,7 @@ def probes(coll: str, cap: int, total: int, fid: int) -> list[tuple[str, str]]:
         ("offset=cap (seek)", f"{coll}/items?limit=10&offset={cap}"),
         ("offset=cap+1 (400)", f"{coll}/items?limit=10&offset={cap + 1}"),
         ("after=90% (next link)", f"{coll}/items?limit=10&after={int(total * 0.9)}"),
+        ("before=90% (prev link)", f"{coll}/items?limit=10&before={int(total * 0.9)}"),
         ("item by id", f"{coll}/items/{fid}"),
         ("item by id, not a number (404)", f"{coll}/items/abc"),
         ("items, no filter", f"{coll}/items?limit=100"),
