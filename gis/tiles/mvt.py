@@ -213,7 +213,8 @@ def tile_bounds(tms: morecantile.TileMatrixSet, z: int, x: int, y: int
 
     >>> wmq = tile_matrix_set("WebMercatorQuad")
     >>> b = wmq.xy_bounds(morecantile.Tile(13104, 7622, 14))
-    >>> tile_bounds(wmq, 14, 13104, 7622)[0] == (b.left, b.bottom, b.right, b.top)
+    >>> mine = tile_bounds(wmq, 14, 13104, 7622)[0]
+    >>> max(abs(u - v) for u, v in zip(mine, (b.left, b.bottom, b.right, b.top))) < 1e-6
     True
     """
     if tms.id == "WebMercatorQuad":  # the arithmetic of morecantile's xy_bounds, inlined
@@ -260,36 +261,52 @@ def _is_points(layer: Layer, z: int) -> bool:
             and layer.geometry_type in ("Point", "MultiPoint"))
 
 
-# Bytes per feature of each layer and mode seen in this process (a running estimate,
-# starting pessimistic): how many features a tile may hold before it is built reduced.
-_BYTES_PER_FEATURE: dict[tuple[str, str], float] = {}
+def feature_bytes(layer: Layer, z: int) -> tuple[int, int]:
+    """``(least, likely)`` bytes one feature of ``layer`` takes in a tile at zoom ``z``:
+    the least is the smallest geometry of its type plus two bytes of tags per field (a
+    tile with more features than the budget holds at that size is surely over it); the
+    likely size (three times that geometry, twelve bytes per field) says how many features
+    a reduced tile starts from. Fixed numbers, so a tile's bytes never depend on which
+    tiles a worker made before.
+
+    >>> from layers import VECTOR_LAYERS
+    >>> feature_bytes(VECTOR_LAYERS["parcels"], 16)
+    (32, 156)
+    """
+    mode = generalize.mode_at(layer, z)
+    fields = {"blocks": 3, "clusters": 2}.get(mode, len(tile_fields(layer, z)) + 1)
+    if mode in ("blocks", "wards") or (mode == "detail" and layer.is_polygonal):
+        geometry = 12  # MoveTo, three LineTo, ClosePath
+    elif mode == "clusters" or layer.geometry_type in ("Point", "MultiPoint"):
+        geometry = 3
+    else:
+        geometry = 6
+    return geometry + 2 * fields, 3 * geometry + 12 * fields
 
 
 async def layer_tile(conn, layer: Layer, tms_id: str, z: int, x: int, y: int, *,
                      max_bytes: int = 500_000, max_features: int = 20_000) -> bytes:
     """The MVT bytes of ``layer`` (``b""`` when empty), within the size budget.
 
-    ``conn`` is an asyncpg connection or pool. A tile whose feature count says it would be
-    over budget (estimated from the bytes per feature of the tiles built so far) is not
-    built in full: it is built from the largest features only (as many as should fit),
+    ``conn`` is an asyncpg connection or pool. A tile with more features than the budget
+    could hold even at their least size (:func:`feature_bytes`) is never built in full: it
+    is built from the largest features only (as many as should fit at their likely size).
+    Over budget, it is built again from fewer (estimated from its own bytes per feature),
     simplified by one more tile unit at each further attempt.
     """
-    mode = generalize.mode_at(layer, z)
-    per = _BYTES_PER_FEATURE.get((layer.id, mode), 200.0)
-    p = plan(layer, tms_id, z, x, y, at_most=min(max_features, int(max_bytes / per)))
+    least, likely = feature_bytes(layer, z)
+    p = plan(layer, tms_id, z, x, y, at_most=min(max_features, max_bytes // least))
     if p is None:
         return b""
     row = await conn.fetchrow(p.sql, *p.args)
     data, count = (bytes(row[0]) if row[0] is not None else None), row[1] or 0
     total = count
     for step in range(1, REDUCTION_STEPS + 1):
-        if data is not None:
-            if count:
-                _learn(layer.id, mode, len(data), count)
-            if not p.reducible or (len(data) <= max_bytes and count <= max_features):
-                break
-        if data is None:  # over the count the estimate allows: never built in full
-            keep = int(max_bytes / per * 0.9)
+        if data is not None and (not p.reducible or (len(data) <= max_bytes
+                                                     and count <= max_features)):
+            break
+        if data is None:  # surely over budget: never built in full
+            keep = int(max_bytes / likely * 0.9)
         elif len(data) > max_bytes:
             keep = int(count * max_bytes / len(data) * 0.9)
         else:
@@ -302,12 +319,6 @@ async def layer_tile(conn, layer: Layer, tms_id: str, z: int, x: int, y: int, *,
         row = await conn.fetchrow(p.sql, *p.args)
         data, count = (bytes(row[0]) if row[0] else b""), row[1] or 0
     return data or b""
-
-
-def _learn(layer_id: str, mode: str, size: int, count: int) -> None:
-    old = _BYTES_PER_FEATURE.get((layer_id, mode))
-    per = size / count
-    _BYTES_PER_FEATURE[(layer_id, mode)] = per if old is None else 0.8 * old + 0.2 * per
 
 
 async def tile(conn, layers: list[Layer], tms_id: str, z: int, x: int, y: int, *,

@@ -225,3 +225,8 @@ def test_a_tile_over_the_count_is_counted_not_built(dsn: str) -> None:
     # The size budget still holds when the tile is only counted first.
     small, _ = _tile(dsn, "parcels", 16, max_features=10)
     assert 0 < len(_features(small, "parcels")) <= 10
+    # Reduced at once or not, a tile's bytes depend on nothing but the tile and the budget.
+    budget = len(full[0]) // 5
+    first, _ = _tile(dsn, "parcels", 16, max_bytes=budget)
+    _tile(dsn, "parcels", 15)
+    assert _tile(dsn, "parcels", 16, max_bytes=budget)[0] == first and len(first) <= budget
