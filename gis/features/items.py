@@ -60,23 +60,24 @@ def _col(name: str) -> str:
 
 
 def geometry_sql(layer: Layer, crs: ApiCRS) -> str:
-    """The layer's geometry as GeoJSON in ``crs`` (EPSG:4326: latitude first)."""
+    """The layer's geometry as GeoJSON text in ``crs`` (EPSG:4326: latitude first)."""
     g = _col(layer.geometry_column)
     if crs.srid != 4326:
         g = f"ST_Transform({g}, {int(crs.srid)})"
     elif crs.lat_first:
         g = f"ST_FlipCoordinates({g})"
-    return f"ST_AsGeoJSON({g}, {crs.decimals})::json"
+    return f"COALESCE(ST_AsGeoJSON({g}, {crs.decimals}), 'null')"
 
 
 def feature_sql(layer: Layer, q: ItemsQuery) -> str:
-    """``json_build_object`` of one GeoJSON Feature (as text), chosen visible fields only."""
+    """One GeoJSON Feature as text, chosen visible fields only: PostGIS's GeoJSON text is
+    put in place as it is (no ``::json`` round trip through PostgreSQL's JSON parser)."""
     names = (q.properties if q.properties is not None
              else visible_fields(layer, principal=q.principal))
     props = ", ".join(f"{literal(n)}, {_col(n)}" for n in names)
-    return (f"json_build_object('type', 'Feature', 'id', {_col(layer.id_column)}, "
-            f"'geometry', {geometry_sql(layer, q.crs)}, "
-            f"'properties', json_build_object({props}))::text")
+    return (f"('{{\"type\": \"Feature\", \"id\": ' || to_json({_col(layer.id_column)})::text"
+            f" || ', \"geometry\": ' || {geometry_sql(layer, q.crs)}"
+            f" || ', \"properties\": ' || json_build_object({props})::text || '}}')")
 
 
 def where_sql(layer: Layer, q: ItemsQuery, params: SQLParams) -> list[str]:
