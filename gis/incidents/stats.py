@@ -516,11 +516,12 @@ async def _hexbins(conn: asyncpg.Connection, q: StatsQuery, size: int) -> str:
     VN-2000 / TM-3 107-00 (EPSG:9214, origin 0,0), with the count of reports in each
     (``{count, i, j}``), at their public locations (sensitive categories on the 100 m grid, as
     ``incidents_public`` shows them). Each report is counted once, in the hexagon containing
-    it (``huegis_hex_cell``); empty hexagons are left out. Whole years and months come from
-    ``incident_hex_rollup`` (and ``incident_hex_delta``, what new reports added since the
-    last compaction), the days at the edges of the period from the reports."""
+    it (``huegis_hex_cell``); empty hexagons are left out. Whole years (and, without a ward or
+    category, whole months) come from ``incident_hex_rollup`` (and ``incident_hex_delta``,
+    what new reports added since the last compaction), the rest from the reports."""
     lvl, ward, cat = _level(q)
-    segs, days = split_period(q.start, q.end, "ym")
+    # months are kept for all wards and categories only (level 0)
+    segs, days = split_period(q.start, q.end, "ym" if lvl == 0 else "y")
     where, args = q.where(10)
     rows = await conn.fetch(
         f"""

@@ -15,8 +15,9 @@ every report:
 - ``incident_rollup_day_all``: the daily figures of all wards, per category and for all of
   them, so that day and week groupings over years read few rows.
 - ``incident_hex_rollup``: reports counted in the hexagons of each size of
-  :data:`HEX_SIZES` (edge in metres, the ``ST_HexagonGrid`` tiling of EPSG:9214), per year and
-  month, per ward and category or all of them, from the *public* location (sensitive
+  :data:`HEX_SIZES` (edge in metres, the ``ST_HexagonGrid`` tiling of EPSG:9214), per year
+  (per ward and category or all of them) and per month (all of them: with a ward or a
+  category the months at the edges are few reports), from the *public* location (sensitive
   categories snapped to the 100 m grid, as ``incidents_public`` shows them). The days at the
   edges of a period are counted from the reports.
 
@@ -99,6 +100,7 @@ def _hex(source: str, delta: bool = False) -> str:
     CROSS JOIN (VALUES {sizes}) s (size)
     CROSS JOIN LATERAL (SELECT * FROM huegis_hex_cell(c.px, c.py, s.size) OFFSET 0) h
     {_grains('my')} {_LEVELS}
+    WHERE g.grain = 'y' OR l.lvl = 0
     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 HAVING sum(c.sgn) <> 0
     ORDER BY 1, 2, 3, 4, 5, 6, 7, 8 {upsert};"""
 
