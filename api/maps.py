@@ -34,7 +34,7 @@ CACHE_CONTROL = "public, max-age=60"
 # Bounds of the Huế data (lon/lat), the default extent of a map without a bbox.
 HUE_BBOX = (107.0, 15.95, 108.25, 16.8)
 DEFAULT_WIDTH = 1024
-RENDER_THREADS = 4
+RENDER_THREADS = render.RENDER_THREADS  # Mapnik's connection pool is sized for as many
 
 ColormapQ = Annotated[str | None, Query(description="rio-tiler colormap name (rasters)")]
 RescaleQ = Annotated[str | None, Query(description="'min,max' mapped onto the colormap")]

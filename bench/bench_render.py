@@ -97,17 +97,23 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--wms", type=int, default=200, help="GetMap requests")
+    ap.add_argument("--wms-connections", default="8",
+                    help="keep-alive connections of the GetMap runs, e.g. 1,2,8 (one run each)")
+    ap.add_argument("--wms-only", action="store_true", help="only the GetMap runs")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the database")
     ap.add_argument("--url", help="use this already loaded database (and its rasters) instead")
     args = ap.parse_args()
+    wms_connections = [int(c) for c in args.wms_connections.split(",")]
     rows: list[tuple[str, dict]] = []
 
     def note(name: str, r: dict) -> None:
+        r["load"] = os.getloadavg()[0]  # 1-minute load average at the end of the run
         rows.append((name, r))
         print(f"{name:<40} {r['rps']:>8.1f} req/s  p50 {r['p50']:7.1f}  p95 {r['p95']:7.1f}"
-              f"  p99 {r['p99']:7.1f} ms  {r['statuses']}", flush=True)
+              f"  p99 {r['p99']:7.1f} ms  {r['statuses']}  load {r['load']:.1f}", flush=True)
 
+    load_start = " ".join(f"{v:.1f}" for v in os.getloadavg())
     png = tiles(PNG_ZOOMS, CENTRAL_HUE)
     low = tiles(LOW_ZOOMS, CENTRAL_HUE)
     with tempfile.TemporaryDirectory() as tmp_text:
@@ -125,7 +131,7 @@ def main() -> None:
             print(f"{len(png)} PNG tiles z{PNG_ZOOMS[0]}–{PNG_ZOOMS[1]}, {len(raster)} raster "
                   f"tiles z{RASTER_ZOOMS[0]}–{RASTER_ZOOMS[1]}, {args.wms} GetMap; "
                   f"{args.connections} connections, {args.workers} workers", flush=True)
-            if not args.no_peers:
+            if not args.no_peers and not args.wms_only:
                 proc, base = start_titiler(args.workers, tmp)
                 try:
                     note("titiler.core raster tile (cold)", run_paths(base, [
@@ -136,42 +142,47 @@ def main() -> None:
                     proc.wait()
             proc, base = start_huegis(url, var, args.workers)
             try:
-                note("huegis raster tile (cold)", run_paths(base, [
-                    f"/collections/flood-depth/map/tiles/WebMercatorQuad/{z}/{y}/{x}"
-                    for z, x, y in raster], args.connections))
-                note("huegis parcels PNG tile (cold)", run_paths(base, [
-                    f"/collections/parcels/map/tiles/WebMercatorQuad/{z}/{y}/{x}"
-                    for z, x, y in png], args.connections))
-                note(f"huegis parcels PNG tile z{LOW_ZOOMS[0]}–{LOW_ZOOMS[1]} (cold, blocks)",
-                     run_paths(base, [
-                         f"/collections/parcels/map/tiles/WebMercatorQuad/{z}/{y}/{x}"
-                         for z, x, y in low], args.connections))
-                note("huegis WMS GetMap 1024x1024", run_paths(
-                    base, wms_paths(args.wms, args.seed), args.connections))
+                if not args.wms_only:
+                    note("huegis raster tile (cold)", run_paths(base, [
+                        f"/collections/flood-depth/map/tiles/WebMercatorQuad/{z}/{y}/{x}"
+                        for z, x, y in raster], args.connections))
+                    note("huegis parcels PNG tile (cold)", run_paths(base, [
+                        f"/collections/parcels/map/tiles/WebMercatorQuad/{z}/{y}/{x}"
+                        for z, x, y in png], args.connections))
+                    note(f"huegis parcels PNG tile z{LOW_ZOOMS[0]}–{LOW_ZOOMS[1]} (cold, "
+                         "blocks)", run_paths(base, [
+                             f"/collections/parcels/map/tiles/WebMercatorQuad/{z}/{y}/{x}"
+                             for z, x, y in low], args.connections))
+                # GetMap images are not cached: the same requests are as cold in every run.
+                for c in wms_connections:
+                    note(f"huegis WMS GetMap 1024x1024, {c} conn.", run_paths(
+                        base, wms_paths(args.wms, args.seed), c))
             finally:
                 proc.terminate()
                 proc.wait()
-    report(args, len(png), rows)
+    report(args, len(png), rows, load_start)
 
 
-def report(args: argparse.Namespace, n_png: int, rows: list[tuple[str, dict]]) -> None:
+def report(args: argparse.Namespace, n_png: int, rows: list[tuple[str, dict]],
+           load_start: str) -> None:
     by = dict(rows)
     lines = [f"# bench_render: {args.rows} parcels, {n_png} PNG tiles", "",
              f"{platform.node()}, {os.cpu_count()} CPU, Python {platform.python_version()}, "
-             f"{args.connections} connections, {args.workers} workers; load average at the "
-             f"end {' '.join(f'{v:.1f}' for v in os.getloadavg())}", "",
-             "| run | req/s | p50 ms | p95 ms | p99 ms | statuses |",
-             "|---|---:|---:|---:|---:|---|"]
+             f"{args.connections} connections ({args.wms_connections} for GetMap), "
+             f"{args.workers} workers; load average at the start {load_start}, at the end "
+             f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}", "",
+             "| run | req/s | p50 ms | p95 ms | p99 ms | statuses | load after |",
+             "|---|---:|---:|---:|---:|---|---:|"]
     for name, r in rows:
         lines.append(f"| {name} | {r['rps']:.1f} | {r['p50']:.1f} | {r['p95']:.1f} | "
-                     f"{r['p99']:.1f} | {r['statuses']} |")
+                     f"{r['p99']:.1f} | {r['statuses']} | {r['load']:.1f} |")
     ours, peer = by.get("huegis raster tile (cold)"), by.get("titiler.core raster tile (cold)")
     if ours and peer:
         lines += ["", f"raster tile p50 time vs TiTiler: {ours['p50'] / peer['p50']:.2f}×; "
                   f"throughput {ours['rps'] / peer['rps']:.2f}× TiTiler's"]
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"bench_render_{args.rows}.md").write_text(text)
+    (RESULTS / f"bench_render_{args.rows}{'_wms' if args.wms_only else ''}.md").write_text(text)
     print(text)
 
 

@@ -16,9 +16,9 @@ from gis.render.engine import (
 from gis.render.legend import legend_entries, legend_png
 from gis.render.mapnik_env import mapnik_module
 from gis.render.raster import RasterStyle, value_at
-from gis.render.style import PostgisParams, map_xml, scale_for_zoom
+from gis.render.style import RENDER_THREADS, PostgisParams, map_xml, scale_for_zoom
 
 __all__ = ["FORMATS", "MAX_PIXELS", "MAX_SIDE", "MapView", "Output", "PostgisParams",
-           "RasterStyle", "Renderer", "check_size", "empty_png", "encode", "legend_entries",
+           "RENDER_THREADS", "RasterStyle", "Renderer", "check_size", "empty_png", "encode", "legend_entries",
            "legend_png", "map_xml", "mapnik_module", "parse_color", "scale_for_zoom",
            "value_at"]

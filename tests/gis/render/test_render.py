@@ -363,3 +363,62 @@ def test_database_down_is_a_503_not_a_crash(demo_settings):
     t = TMS.tile(*DAI_NOI_LONLAT, 12)
     with pytest.raises(DatabaseUnavailable):
         gone.render(tile_view("WebMercatorQuad", t.z, t.y, t.x, 256), [CATALOG["wards"]])
+
+
+def test_png_holds_exactly_the_drawn_pixels(renderer):
+    """PNG is lossless: a transparent map decodes to Mapnik's pixels; a flattened one to
+    them over the background colour."""
+    t = TMS.tile(*DAI_NOI_LONLAT, 15)
+    view = tile_view("WebMercatorQuad", t.z, t.y, t.x, 512)
+    layers = [CATALOG["parcels"], CATALOG["incidents"]]
+    drawn = renderer.vector_rgba(view, layers)
+    assert (drawn[..., 3] > 0).mean() > 0.05
+    assert (rgba(renderer.render(view, layers)) == drawn).all()
+    flat = rgba(renderer.render(view, layers, Output("png", False, (10, 200, 30))))
+    bg = Image.new("RGBA", (512, 512), (10, 200, 30, 255))
+    want = np.asarray(Image.alpha_composite(bg, Image.fromarray(drawn, "RGBA")))
+    assert (flat == want).all()
+
+
+def test_incidents_in_detail_draw_the_newest_report_of_each_marker_cell(renderer,
+                                                                       demo_settings):
+    """From their detail zoom, incidents draw one marker per 8 × 8 px cell (the symbol's
+    size): the newest report's, at its own public location, in its status colour."""
+    layer = CATALOG["incidents"]
+    t = TMS.tile(*DAI_NOI_LONLAT, 15)
+    view = tile_view("WebMercatorQuad", t.z, t.y, t.x, 256, buffer=0)
+    img = rgba(renderer.render(view, [layer], labels=False))
+    w, s, e, n = view.bbox
+    cell = (e - w) / 256 * 2 * layer.style.radius
+    with psycopg.connect(demo_settings.dsn) as conn:
+        rows = conn.execute(
+            "SELECT id, status, ST_X(p), ST_Y(p) FROM (SELECT id, status, "
+            "ST_Transform(geom, 3857) AS p FROM incidents_public) s "
+            "WHERE p && ST_MakeEnvelope(%s, %s, %s, %s, 3857)", (w, s, e, n)).fetchall()
+    newest: dict[tuple[int, int], tuple] = {}
+    for id_, status, x, y in rows:
+        k = (int(np.floor(x / cell)), int(np.floor(y / cell)))
+        if k not in newest or id_ > newest[k][0]:
+            newest[k] = (id_, status, x, y)
+    assert len(rows) > len(newest) > 20  # several reports share cells, and are thinned
+    def colour(hex_colour: str) -> np.ndarray:
+        return np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+
+    colours = {v: colour(c) for v, c in layer.style.classes}
+    drawn, right = img[..., 3] > 0, 0
+    for _, status, x, y in newest.values():
+        p = to_pixels(shapely.Point(x, y), view.bbox, 256)
+        if 1 <= p.x < 255 and 1 <= p.y < 255:
+            px = img[int(p.y), int(p.x)]
+            assert drawn[int(p.y), int(p.x)]
+            want = colours.get(status, colour(layer.style.fill))  # the others: the fill
+            right += np.abs(px[:3].astype(int) - want).max() <= 40
+    # Markers of neighbouring cells may cover a centre; most show their own colour.
+    assert right > 0.8 * len(newest)
+    # Nothing is drawn but these markers (4 px radius, 1 px outline).
+    ys, xs = np.nonzero(drawn)
+    kept = np.array([[(x - w) / (e - w) * 256, (n - y) / (n - s) * 256]
+                     for _, _, x, y in newest.values()])
+    d = np.min(np.hypot(kept[:, 0][None, :] - xs[:, None] - 0.5,
+                        kept[:, 1][None, :] - ys[:, None] - 0.5), axis=1)
+    assert (d <= layer.style.radius + 2).all()
