@@ -299,9 +299,9 @@ async def _histograms(conn: asyncpg.Connection | asyncpg.Pool, q: StatsQuery
     edges counted from the reports."""
     lvl, ward, cat = _level(q)
     dim = q.group_by if q.group_by in ("channel", "priority") else "all"
-    grains = "ym"
-    if lvl == 3 and dim != "all":
-        grains = ""  # per ward and category the rollup keeps no channel or priority
+    # channel and priority: per month for all wards and categories only, per year also per
+    # ward or category, never per ward and category (then counted from the reports)
+    grains = "ym" if lvl == 0 or dim == "all" else "y" if lvl < 3 else ""
     if grains:
         segs, days = split_period(q.start, q.end, grains)
     else:

@@ -4,9 +4,10 @@ The exact median time to resolve and the hexagon heatmap at a million reports, w
 every report:
 
 - ``incident_resolve_hist``: how many resolved reports took a time in each *bucket*
-  (``huegis_resolve_bucket``: logarithmic, each bucket about 40 % wider than the one before),
-  per year, month and local day, per ward and category or all of them (``'*'``), and by one
-  dimension at a time (all, channel, priority). The median's bucket is found from these
+  (``huegis_resolve_bucket``: logarithmic, each bucket 19 % wider than the one before),
+  per year and month, per ward and category or all of them (``'*'``), and by one dimension
+  at a time (all; channel and priority per month only for all wards and categories, per
+  year also per ward or category). The median's bucket is found from these
   counts; only the reports of that bucket are then read, through partial indexes on
   (bucket, group column, seconds), from the nearer end of the bucket.
 - ``incident_resolve_median``: the exact median (its one or two middle values) of every local
@@ -76,7 +77,7 @@ def _hist(source: str) -> str:
     {_grains('my')} {_LEVELS}
     CROSS JOIN LATERAL (VALUES ('all', ''), ('channel', c.channel), ('priority', c.priority))
       AS d (dim, value)
-    WHERE l.lvl < 3 OR d.dim = 'all'
+    WHERE (l.lvl < 3 OR d.dim = 'all') AND (g.grain = 'y' OR l.lvl = 0 OR d.dim = 'all')
     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 HAVING sum(c.sgn) <> 0
     ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
     ON CONFLICT ON CONSTRAINT incident_resolve_hist_pkey DO UPDATE SET n = r.n + excluded.n;"""
