@@ -161,9 +161,13 @@ def _layer_sql(layer: Layer, mode: str, srid: int, fields: tuple[str, ...],
     else:
         source = f"{src} AS t"
         raw = geom = f"t.{ident(native)}"
-        where = f"{geom} && {benv}"
         kind = ("polygon" if layer.is_polygonal else
                 "point" if layer.geometry_type in ("Point", "MultiPoint") else "line")
+        # Detail polygons and lines whose box meets the tile, as the textbook query reads
+        # them (their parts in the buffer are kept by the clipping); points also from the
+        # buffer, so icons and labels crossing the tile's edge are drawn whole. (The
+        # generalized views keep everything in the buffer: a ward never vanishes.)
+        where = f"{geom} && {benv if kind == 'point' else env}"
         if id_is_integer(layer) and layer.id_column not in fields:
             cols = f"t.{ident(layer.id_column)} AS __id" + (", " + cols if cols else "")
             id_arg = ", '__id'"
