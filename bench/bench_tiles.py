@@ -3,7 +3,8 @@ the warm cache; nginx serving the disk cache next to plain nginx serving the sam
 
 Run with ``python bench/bench_tiles.py`` (1,000,000 parcels and incidents; a quick check:
 ``--rows 10000 --seconds 3``); see ``bench/README.md``. tipg is installed by this script in
-``bench/.peers-venv`` (never in the project's venv); ``--no-peers`` skips it.
+``bench/.peers-venv`` (never in the project's venv); ``--no-peers`` skips it. The warm and
+nginx runs use ``wrk`` when installed (Debian's package), else the Python client.
 """
 
 from __future__ import annotations
