@@ -303,7 +303,8 @@ async def layer_tile(conn, layer: Layer, tms_id: str, z: int, x: int, y: int, *,
     if p is None:
         return b""
     row = await conn.fetchrow(p.sql, *p.args)
-    data, count = (bytes(row[0]) if row[0] is not None else None), row[1] or 0
+    data: bytes | None = bytes(row[0]) if row[0] is not None else (None if p.gated else b"")
+    count = row[1] or 0
     total = count
     for step in range(1, REDUCTION_STEPS + 1):
         if data is not None and (not p.reducible or (len(data) <= max_bytes
