@@ -41,6 +41,9 @@ SYMBOL_SVG = {
 }
 
 
+# Areas generalized into blocks (parcels) are outlined from this many zooms after their
+# detail zoom (:func:`outline_zoom`).
+BLOCK_OUTLINE_ZOOMS_AFTER_DETAIL = 2
 # Cells of the incident clusters, in pixels: 16 × 16 per 256 px tile, as in the vector tiles.
 CLUSTER_CELL_PX = 16
 # Large polygons with more vertices than this are simplified to half a pixel by PostGIS.
@@ -345,18 +348,35 @@ def label_zoom(layer: Layer) -> int:
     return max(layer.zoom[0], POINT_LABEL_ZOOM)
 
 
+def outline_zoom(layer: Layer) -> int | None:
+    """First zoom of the outlines of a layer whose small areas are generalized into blocks
+    (parcels: 16, two zooms after their detail zoom): before it, at 4.8 m a pixel, their
+    outlines would hide the land-use colours, as they would the blocks'. ``None``: outlines
+    at every zoom.
+
+    >>> from layers import VECTOR_LAYERS
+    >>> outline_zoom(VECTOR_LAYERS["parcels"]), outline_zoom(VECTOR_LAYERS["wards"])
+    (16, None)
+    """
+    g = layer.generalize
+    if g is None or g.mode != "blocks":
+        return None
+    return g.until + BLOCK_OUTLINE_ZOOMS_AFTER_DETAIL
+
+
 def layer_style(layer: Layer, labels: bool = True, mode: str = "detail") -> ET.Element:
     """The Mapnik ``<Style>`` of a layer's view: a rule per class (``classify``/``classes``),
     a default rule for the rest, and a label rule above the label zoom. Land-use blocks are
     coloured like the parcels, without outlines or labels (at those scales outlines would
-    hide the colours); clusters are the layer's symbol in the layer's
-    colour, larger with their count (as on the web map)."""
+    hide the colours), parcels are outlined from :func:`outline_zoom`; clusters are the
+    layer's symbol in the layer's colour, larger with their count (as on the web map)."""
     st = layer.style
     style = ET.Element("Style", {"name": style_name(layer, mode)})
     if mode == "clusters":
         _draw(_sub(style, "Rule"), layer, st.fill, size="[__size]")
         return style
-    field, outline = classify_field(layer), mode != "blocks"
+    field, first_outline = classify_field(layer), outline_zoom(layer)
+    outline = mode != "blocks" and first_outline is None
     if field and st.classes:
         for value, colour in st.classes:
             rule = _sub(style, "Rule")
@@ -367,6 +387,10 @@ def layer_style(layer: Layer, labels: bool = True, mode: str = "detail") -> ET.E
         _draw(rule, layer, st.fill, outline=outline)
     else:
         _draw(_sub(style, "Rule"), layer, st.fill, outline=outline)
+    if mode != "blocks" and first_outline is not None and st.stroke:
+        rule = _sub(style, "Rule")  # after the fill of each feature, as in the class rules
+        _sub(rule, "MaxScaleDenominator", f"{scale_for_zoom(first_outline) * 1.01:.2f}")
+        _sub(rule, "LineSymbolizer", stroke=st.stroke, stroke_width=st.stroke_width)
     label = label_field(layer)
     if labels and label and mode != "blocks":
         rule = _sub(style, "Rule")

@@ -422,3 +422,18 @@ def test_incidents_in_detail_draw_the_newest_report_of_each_marker_cell(renderer
     d = np.min(np.hypot(kept[:, 0][None, :] - xs[:, None] - 0.5,
                         kept[:, 1][None, :] - ys[:, None] - 0.5), axis=1)
     assert (d <= layer.style.radius + 2).all()
+
+
+def test_parcels_are_outlined_from_zoom_16(renderer):
+    """Parcels are filled at 60 % opacity; their opaque outlines are drawn from zoom 16 (at
+    zoom 14–15 they would hide the land-use colours)."""
+    opaque = {}
+    for z in (15, 16):
+        t = TMS.tile(*DAI_NOI_LONLAT, z)
+        img = rgba(renderer.render(tile_view("WebMercatorQuad", z, t.y, t.x, 256, buffer=0),
+                                   [CATALOG["parcels"]], labels=False))
+        drawn = img[..., 3] > 0
+        assert drawn.mean() > 0.02
+        opaque[z] = (img[..., 3] > 170).sum() / drawn.sum()
+    assert opaque[15] == 0
+    assert opaque[16] > 0.1
