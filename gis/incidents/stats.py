@@ -73,8 +73,10 @@ class StatsQuery:
         if self.end is not None:
             p = arg(self.end)
             conds += [f"{_LOCAL}::date <= {p}", f"i.created_at < ({p}::date + 2)::timestamptz"]
-        if self.ward is not None:
-            conds.append(f"coalesce(i.ward_code, '') = {arg(self.ward)}")
+        if self.ward:  # the column itself, so that its indexes and statistics apply
+            conds.append(f"i.ward_code = {arg(self.ward)}")
+        elif self.ward is not None:  # '': reports outside every ward
+            conds.append("i.ward_code IS NULL")
         if self.category is not None:
             conds.append(f"i.category = {arg(self.category)}")
         return " AND ".join(conds), args
@@ -516,12 +518,12 @@ async def _hexbins(conn: asyncpg.Connection, q: StatsQuery, size: int) -> str:
     VN-2000 / TM-3 107-00 (EPSG:9214, origin 0,0), with the count of reports in each
     (``{count, i, j}``), at their public locations (sensitive categories on the 100 m grid, as
     ``incidents_public`` shows them). Each report is counted once, in the hexagon containing
-    it (``huegis_hex_cell``); empty hexagons are left out. Whole years (and, without a ward or
-    category, whole months) come from ``incident_hex_rollup`` (and ``incident_hex_delta``,
+    it (``huegis_hex_cell``); empty hexagons are left out. Whole years (and, without a ward,
+    whole months) come from ``incident_hex_rollup`` (and ``incident_hex_delta``,
     what new reports added since the last compaction), the rest from the reports."""
     lvl, ward, cat = _level(q)
-    # months are kept for all wards and categories only (level 0)
-    segs, days = split_period(q.start, q.end, "ym" if lvl == 0 else "y")
+    # months are kept for all wards (levels 0 and 2), years for every level
+    segs, days = split_period(q.start, q.end, "ym" if lvl in (0, 2) else "y")
     where, args = q.where(10)
     rows = await conn.fetch(
         f"""

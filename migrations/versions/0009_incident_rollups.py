@@ -17,8 +17,9 @@ every report:
   them, so that day and week groupings over years read few rows.
 - ``incident_hex_rollup``: reports counted in the hexagons of each size of
   :data:`HEX_SIZES` (edge in metres, the ``ST_HexagonGrid`` tiling of EPSG:9214), per year
-  (per ward and category or all of them) and per month (all of them: with a ward or a
-  category the months at the edges are few reports), from the *public* location (sensitive
+  (per ward and category or all of them) and per month (all wards, per category or all of
+  them: one ward's months at the edges of a period are few reports), from the *public*
+  location (sensitive
   categories snapped to the 100 m grid, as ``incidents_public`` shows them). The days at the
   edges of a period are counted from the reports.
 
@@ -101,7 +102,7 @@ def _hex(source: str, delta: bool = False) -> str:
     CROSS JOIN (VALUES {sizes}) s (size)
     CROSS JOIN LATERAL (SELECT * FROM huegis_hex_cell(c.px, c.py, s.size) OFFSET 0) h
     {_grains('my')} {_LEVELS}
-    WHERE g.grain = 'y' OR l.lvl = 0
+    WHERE g.grain = 'y' OR l.lvl IN (0, 2)
     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 HAVING sum(c.sgn) <> 0
     ORDER BY 1, 2, 3, 4, 5, 6, 7, 8 {upsert};"""
 
@@ -306,6 +307,12 @@ CREATE TABLE incident_rollup_day_all_delta (LIKE incident_rollup_day_all);
 CREATE EXTENSION IF NOT EXISTS btree_gist;
 CREATE INDEX incidents_dup_lookup ON incidents USING gist (category, geom, created_at)
   WHERE status <> 'duplicate';
+-- A category's or a ward's reports over a few months, with their EPSG:9214 coordinates
+-- (hexagons at the edges of a period, index-only).
+CREATE INDEX incidents_category_created_xy ON incidents (category, created_at)
+  INCLUDE (x9214, y9214, ward_code);
+CREATE INDEX incidents_ward_created_xy ON incidents (ward_code, created_at)
+  INCLUDE (x9214, y9214, category);
 -- One ward's days (migration 0006's daily rollup is keyed by day first).
 CREATE INDEX incident_rollup_day_ward ON incident_rollup_day (dim, ward_code, day);
 
@@ -360,7 +367,7 @@ DROP FUNCTION IF EXISTS huegis_incident_dash_rebuild();
 DROP FUNCTION IF EXISTS huegis_incident_dash_compact();
 DROP FUNCTION IF EXISTS huegis_incident_dash();
 DROP INDEX IF EXISTS {", ".join(_RESOLVED_INDEXES)}, incident_rollup_day_ward,
-  incidents_dup_lookup;
+  incidents_dup_lookup, incidents_category_created_xy, incidents_ward_created_xy;
 DROP EXTENSION IF EXISTS btree_gist;
 DROP TABLE IF EXISTS incident_resolve_hist, incident_resolve_median, incident_hex_rollup,
   incident_hex_delta, incident_rollup_day_all, incident_rollup_day_all_delta;
