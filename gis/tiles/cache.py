@@ -373,6 +373,18 @@ class TileCache:
                 await self.redis.put(key, tile)
         return tile
 
+    async def drop(self, key: TileKey) -> None:
+        """Forget one tile at every level."""
+        tile = self.memory._items.pop(key, None)
+        if tile is not None:
+            self.memory.size -= len(tile.data) + 100
+        if self.disk is not None:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                os.unlink(self.disk.root / key.path)
+        if self.redis is not None:
+            with contextlib.suppress(OSError, ConnectionError):
+                await self.redis.client.delete(self.redis.PREFIX + key.path)
+
     async def invalidate(self, layer_id: str, boxes: Iterable[Box]) -> int:
         """Drop every cached tile of every kind that shows ``layer_id`` and that one of the
         lon/lat ``boxes`` touches, at every zoom; returns how many entries went."""

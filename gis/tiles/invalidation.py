@@ -280,5 +280,10 @@ class TileService:
                 return hit
         data = await make()
         if self.pending == 0 and generation == self.generation and self.cache.enabled:
-            return await self.cache.put(key, data)
+            tile = await self.cache.put(key, data)
+            if generation != self.generation:
+                # A change came while it was being stored (a big tile is written to disk
+                # in a thread): its invalidation may have run before the file landed.
+                await self.cache.drop(key)
+            return tile
         return CachedTile(bytes(data), etag_of(data))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import morecantile
 import pytest
 import redis
 
+from gis.settings import Settings
 from gis.tiles.cache import DiskCache, MemoryCache, RedisCache, TileCache, TileKey, etag_of
+from gis.tiles.invalidation import TileService
 
 WMQ = morecantile.tms.get("WebMercatorQuad")
 POINT = (107.5861, 16.4639)  # central Huế, lon/lat
@@ -87,6 +90,39 @@ def test_invalidation_reaches_tiles_whose_buffer_holds_the_change(tmp_path: Path
     # draws it in its buffer, so it must go.
     _run(cache.invalidate("parcels", [_box(left + 1e-5, lat, 1e-6)]))
     assert west not in cache.memory._items
+
+
+def test_a_change_while_a_big_tile_is_stored_leaves_no_stale_copy(tmp_path: Path) -> None:
+    """A big tile is written to disk in a thread; a change message whose invalidation runs
+    before the file lands must not leave that file (or the memory copy) to be served."""
+    started, release = threading.Event(), threading.Event()
+
+    class SlowDisk(DiskCache):  # the real disk level, its write held until released
+        def put(self, key: TileKey, tile) -> None:
+            started.set()
+            release.wait(10)
+            super().put(key, tile)
+
+    key = TileKey("mvt", ("parcels",), "WebMercatorQuad", 16, *WMQ.tile(*POINT, 16)[:2])
+
+    async def big() -> bytes:
+        return b"t" * 100_000  # over the size written from the event loop itself
+
+    async def scenario() -> tuple[bool, bool]:
+        svc = TileService(Settings(var_dir=tmp_path),
+                          TileCache(MemoryCache(1 << 24), SlowDisk(tmp_path)))
+        svc.cache.enabled = True  # as once LISTENing
+        storing = asyncio.ensure_future(svc.get_or_make(key, big))
+        await asyncio.to_thread(started.wait, 10)
+        svc.apply("parcels", [_box(*POINT)])  # the change arrives mid-write
+        while svc.pending:  # its disk invalidation runs (and finds no file yet)
+            await asyncio.sleep(0.01)
+        release.set()
+        await storing
+        return (tmp_path / key.path).exists(), key in svc.cache.memory._items
+
+    on_disk, in_memory = _run(scenario())
+    assert not on_disk and not in_memory
 
 
 def test_memory_cache_is_bounded() -> None:
