@@ -165,12 +165,17 @@ class MemoryCache:
             _, dropped = self._items.popitem(last=False)
             self.size -= len(dropped.data) + 100
 
+    def drop(self, key: TileKey) -> None:
+        tile = self._items.pop(key, None)
+        if tile is not None:
+            self.size -= len(tile.data) + 100
+
     def invalidate(self, layer_id: str, boxes: Sequence[Box]) -> int:
         ranges: dict = {}
         doomed = [k for k in self._items
                   if layer_id in k.collections and _touches(k, boxes, ranges)]
         for k in doomed:
-            self.size -= len(self._items.pop(k).data) + 100
+            self.drop(k)
         return len(doomed)
 
     def clear(self) -> None:
@@ -375,9 +380,7 @@ class TileCache:
 
     async def drop(self, key: TileKey) -> None:
         """Forget one tile at every level."""
-        tile = self.memory._items.pop(key, None)
-        if tile is not None:
-            self.memory.size -= len(tile.data) + 100
+        self.memory.drop(key)
         if self.disk is not None:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 os.unlink(self.disk.root / key.path)
