@@ -50,8 +50,8 @@ CLUSTER_CELL_PX = 16
 SIMPLIFY_MIN_POINTS = 64
 # Wards are read from their per-zoom simplifications up to this zoom, in detail after it.
 WARDS_GEN_UNTIL = 15
-# Queries of one map sent to PostGIS at once (Mapnik's asynchronous postgis datasource):
-# the database reads the next layers while Mapnik draws the first ones. Mapnik's connection
+# Queries of one map of several layers sent to PostGIS at once (Mapnik's asynchronous
+# postgis datasource): the database reads the next layers while Mapnik draws the first ones. Mapnik's connection
 # pool (shared by a process's render threads) must hold that many per thread.
 ASYNC_QUERIES = 3
 RENDER_THREADS = 4  # images rendered at once by one process (api/maps.py)
@@ -92,6 +92,31 @@ def symbol_dir() -> Path:
             '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20" '
             f'viewBox="0 0 20 20">{body}</svg>')
     return d
+
+
+@lru_cache(maxsize=256)
+def circle_png(fill: str, stroke: str, diameter: float, supersample: int = 8) -> Path:
+    """A circle marker image (in :func:`symbol_dir`): ``diameter`` px filled with ``fill``,
+    its edge stroked 1 px wide with ``stroke`` (centred on it, as Mapnik strokes its ellipse
+    markers), drawn ``supersample`` times larger and reduced by area for anti-aliasing.
+
+    >>> from PIL import Image
+    >>> img = Image.open(circle_png("#ff0000", "#ffffff", 8))
+    >>> img.size, img.getpixel((5, 5)), img.getpixel((0, 0))[3]
+    ((10, 10), (255, 0, 0, 255), 0)
+    """
+    from PIL import Image, ImageDraw
+
+    side = math.ceil(diameter + 1)
+    side += side % 2  # even: centred on the point like Mapnik's ellipse
+    k = supersample
+    img = Image.new("RGBA", (side * k, side * k), (0, 0, 0, 0))
+    c, r = side * k / 2, (diameter + 1) * k / 2
+    ImageDraw.Draw(img).ellipse((c - r, c - r, c + r - 1, c + r - 1), fill=fill,
+                                outline=stroke, width=k)
+    path = symbol_dir() / f"circle-{fill.lstrip('#')}-{stroke.lstrip('#')}-{diameter!r}.png"
+    img.resize((side, side), Image.BOX).save(path)
+    return path
 
 
 @dataclass(frozen=True)
@@ -321,9 +346,15 @@ def _draw(rule: ET.Element, layer: Layer, fill: str | None, size: str | None = N
         _sub(rule, "LineSymbolizer", stroke=fill or st.stroke or "#333333",
              stroke_width=st.stroke_width)
     else:
+        fill, stroke = fill or "#333333", st.stroke or fill or "#333333"
+        if size is None and st.symbol not in SYMBOL_SVG:
+            # Fixed-size circles (the thousands of incidents of a WMS image) are blitted from
+            # a pre-drawn image: a third cheaper for Mapnik than drawing each vector ellipse.
+            _sub(rule, "MarkersSymbolizer", file=str(circle_png(fill, stroke, 2 * st.radius)),
+                 allow_overlap="true", placement="point")
+            return
         size = size or str(2 * st.radius)
-        attrs: dict[str, object] = dict(width=size, height=size, fill=fill or "#333333",
-                                        stroke=st.stroke or fill or "#333333",
+        attrs: dict[str, object] = dict(width=size, height=size, fill=fill, stroke=stroke,
                                         stroke_width=1, allow_overlap="true",
                                         placement="point")
         if st.symbol in SYMBOL_SVG:
@@ -458,6 +489,8 @@ def map_xml(layers: Sequence[Layer], srid: int, conn: PostgisParams, labels: boo
         for mode in dict.fromkeys(v.mode if v else "detail" for v in views):
             if root.find(f"Style[@name='{style_name(layer, mode)}']") is None:
                 root.append(layer_style(layer, labels, mode))
+    # A one-layer map (a tile) has nothing to read while it draws: synchronous.
+    asynchronous = ASYNC_QUERIES if len(layers) > 1 else 1
     for layer, views in plan:
         for view in (p for v in views for p in _label_split(layer, v, labels)):
             attrs = {"name": layer.id if view is None else
@@ -476,7 +509,7 @@ def map_xml(layers: Sequence[Layer], srid: int, conn: PostgisParams, labels: boo
                       ("geometry_field", "geom"),
                       ("srid", str(int(srid))), ("extent", "-1e12,-1e12,1e12,1e12"),
                       ("estimate_extent", "false"), ("persist_connection", "true"),
-                      ("max_async_connection", str(ASYNC_QUERIES)),
+                      ("max_async_connection", str(asynchronous)),
                       ("max_size", str(POOL_SIZE)), ("connect_timeout", "5")]
             for name, value in params:
                 _sub(ds, "Parameter", value, name=name)
