@@ -388,13 +388,14 @@ class TileCache:
             with contextlib.suppress(OSError, ConnectionError):
                 await self.redis.client.delete(self.redis.PREFIX + key.path)
 
-    async def invalidate(self, layer_id: str, boxes: Iterable[Box]) -> int:
+    async def invalidate(self, layer_id: str, boxes: Iterable[Box], memory: bool = True) -> int:
         """Drop every cached tile of every kind that shows ``layer_id`` and that one of the
-        lon/lat ``boxes`` touches, at every zoom; returns how many entries went."""
+        lon/lat ``boxes`` touches, at every zoom; returns how many entries went.
+        ``memory=False``: the shared levels only (the caller has done memory already)."""
         boxes = [tuple(map(float, b)) for b in boxes]
         if not boxes:
             return 0
-        n = self.memory.invalidate(layer_id, boxes)
+        n = self.memory.invalidate(layer_id, boxes) if memory else 0
         if self.disk is not None:
             n += await asyncio.to_thread(self.disk.invalidate, layer_id, boxes)
         if self.redis is not None:

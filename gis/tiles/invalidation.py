@@ -36,6 +36,10 @@ LISTENER_NAME = "huegis-tiles-listen"
 # Replay this many change ids before the watermark too: ids are taken at insert time, so a
 # transaction may commit after a later id (over-invalidating a little is harmless).
 REPLAY_MARGIN = 200
+# Shared-level (disk, Redis) invalidations of the messages arriving within this many seconds
+# are made together: a burst of writes (hundreds of reports a second) walks the disk cache
+# once, not once per report. Memory is invalidated at once, message by message.
+SHARED_BATCH_S = 0.02
 REBUILD_LOCK = 7_420_551  # advisory lock: one rebuild of the generalized views at a time
 log = logging.getLogger("huegis.tiles")
 
@@ -58,6 +62,9 @@ class TileService:
         self.epoch: str | None = None
         self.last_change: int | None = None  # id of the last change applied
         self._rebuild: asyncio.Future | None = None
+        self._queued: dict[str, list] = {}  # layer -> boxes waiting for the shared levels
+        self._queued_n = 0
+        self._flush_job: asyncio.Future | None = None
         self._extents: dict[str, tuple[float, float, float, float] | None] = {}
         self._extent_jobs: dict[str, asyncio.Future] = {}
 
@@ -212,20 +219,30 @@ class TileService:
         if self.cache.disk is None and self.cache.redis is None:
             return
         self.pending += 1
-        job = asyncio.ensure_future(self._shared(layer, boxes))
-        self._jobs.add(job)
-        job.add_done_callback(self._jobs.discard)
+        self._queued.setdefault(layer, []).extend(boxes)
+        self._queued_n += 1
+        if self._flush_job is None:
+            job = self._flush_job = asyncio.ensure_future(self._shared())
+            self._jobs.add(job)
+            job.add_done_callback(self._jobs.discard)
 
-    async def _shared(self, layer: str, boxes: list) -> None:
+    async def _shared(self) -> None:
+        """Invalidate the shared levels for every message queued so far (see
+        ``SHARED_BATCH_S``); they stay bypassed (``pending``) until this is done."""
+        await asyncio.sleep(SHARED_BATCH_S)
+        queued, n = self._queued, self._queued_n
+        self._queued, self._queued_n, self._flush_job = {}, 0, None
         try:
-            await self.cache.invalidate(layer, boxes)
+            for layer, boxes in queued.items():
+                await self.cache.invalidate(layer, boxes, memory=False)
             if self.epoch is not None and self.last_change is not None:
                 await self.cache.write_mark(self.epoch, self.last_change)
         except Exception:  # noqa: BLE001 - never lose the worker over one message
-            log.exception("tile invalidation of %s failed; clearing the cache", layer)
+            log.exception("tile invalidation of %s failed; clearing the cache",
+                          ", ".join(queued))
             await self.cache.clear()
         finally:
-            self.pending -= 1
+            self.pending -= n
             self.generation += 1
 
     # ------------------------------------------------------------------ extents
