@@ -19,6 +19,6 @@ from gis.render.raster import RasterStyle, value_at
 from gis.render.style import RENDER_THREADS, PostgisParams, map_xml, scale_for_zoom
 
 __all__ = ["FORMATS", "MAX_PIXELS", "MAX_SIDE", "MapView", "Output", "PostgisParams",
-           "RENDER_THREADS", "RasterStyle", "Renderer", "check_size", "empty_png", "encode", "legend_entries",
-           "legend_png", "map_xml", "mapnik_module", "parse_color", "scale_for_zoom",
-           "value_at"]
+           "RENDER_THREADS", "RasterStyle", "Renderer", "check_size", "empty_png", "encode",
+           "legend_entries", "legend_png", "map_xml", "mapnik_module", "parse_color",
+           "scale_for_zoom", "value_at"]

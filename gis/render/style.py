@@ -51,8 +51,9 @@ SIMPLIFY_MIN_POINTS = 64
 # Wards are read from their per-zoom simplifications up to this zoom, in detail after it.
 WARDS_GEN_UNTIL = 15
 # Queries of one map of several layers sent to PostGIS at once (Mapnik's asynchronous
-# postgis datasource): the database reads the next layers while Mapnik draws the first ones. Mapnik's connection
-# pool (shared by a process's render threads) must hold that many per thread.
+# postgis datasource): the database reads the next layers while Mapnik draws the first
+# ones. Mapnik's connection pool (shared by a process's render threads) must hold that many
+# per thread.
 ASYNC_QUERIES = 3
 RENDER_THREADS = 4  # images rendered at once by one process (api/maps.py)
 POOL_SIZE = ASYNC_QUERIES * RENDER_THREADS
