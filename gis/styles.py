@@ -83,6 +83,27 @@ def colour_expression(layer: Layer) -> Any:
     return [*expr, base]
 
 
+# Areas generalized into blocks (parcels) are outlined from this many zooms after their
+# detail zoom (:func:`outline_zoom`), in the web map's style and the PNG maps alike.
+BLOCK_OUTLINE_ZOOMS_AFTER_DETAIL = 2
+
+
+def outline_zoom(layer: Layer) -> int | None:
+    """First zoom of the outlines of a layer whose small areas are generalized into blocks
+    (parcels: 16, two zooms after their detail zoom): before it, at 4.8 m a pixel, their
+    outlines would hide the land-use colours, as they would the blocks'. ``None``: outlines
+    at every zoom.
+
+    >>> from layers import VECTOR_LAYERS
+    >>> outline_zoom(VECTOR_LAYERS["parcels"]), outline_zoom(VECTOR_LAYERS["wards"])
+    (16, None)
+    """
+    g = layer.generalize
+    if g is None or g.mode != "blocks":
+        return None
+    return g.until + BLOCK_OUTLINE_ZOOMS_AFTER_DETAIL
+
+
 ZoomRange = Callable[[Layer], tuple[int, int]]
 
 
@@ -137,9 +158,12 @@ def style_layers(layer: Layer, zoom_range: ZoomRange = default_zoom_range
     if kind == "polygon":
         out.append({"id": f"{layer.id}-fill", "type": "fill", **common,
                     "paint": {"fill-color": colour, "fill-opacity": s.fill_opacity}})
+        first_outline = outline_zoom(layer)
         out.append({"id": f"{layer.id}-line", "type": "line", **common,
                     "paint": {"line-color": s.stroke or "#333333",
                               "line-width": s.stroke_width}})
+        if first_outline is not None:
+            out[-1]["minzoom"] = max(common["minzoom"], first_outline)
     elif kind == "line":
         out.append({"id": f"{layer.id}-line", "type": "line", **common,
                     "paint": {"line-color": colour, "line-width": s.stroke_width}})

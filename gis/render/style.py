@@ -19,6 +19,7 @@ from pathlib import Path
 from psycopg.conninfo import conninfo_to_dict
 
 from gis.sqlbuild import ident, source_ref
+from gis.styles import outline_zoom
 from gis.tiles import generalize
 from layers import Layer
 
@@ -41,9 +42,6 @@ SYMBOL_SVG = {
 }
 
 
-# Areas generalized into blocks (parcels) are outlined from this many zooms after their
-# detail zoom (:func:`outline_zoom`).
-BLOCK_OUTLINE_ZOOMS_AFTER_DETAIL = 2
 # Cells of the incident clusters, in pixels: 16 × 16 per 256 px tile, as in the vector tiles.
 CLUSTER_CELL_PX = 16
 # Large polygons with more vertices than this are simplified to half a pixel by PostGIS.
@@ -378,22 +376,6 @@ def label_zoom(layer: Layer) -> int:
     if layer.is_polygonal:
         return layer.zoom[0] + POLYGON_LABEL_ZOOMS_AFTER_MIN
     return max(layer.zoom[0], POINT_LABEL_ZOOM)
-
-
-def outline_zoom(layer: Layer) -> int | None:
-    """First zoom of the outlines of a layer whose small areas are generalized into blocks
-    (parcels: 16, two zooms after their detail zoom): before it, at 4.8 m a pixel, their
-    outlines would hide the land-use colours, as they would the blocks'. ``None``: outlines
-    at every zoom.
-
-    >>> from layers import VECTOR_LAYERS
-    >>> outline_zoom(VECTOR_LAYERS["parcels"]), outline_zoom(VECTOR_LAYERS["wards"])
-    (16, None)
-    """
-    g = layer.generalize
-    if g is None or g.mode != "blocks":
-        return None
-    return g.until + BLOCK_OUTLINE_ZOOMS_AFTER_DETAIL
 
 
 def layer_style(layer: Layer, labels: bool = True, mode: str = "detail") -> ET.Element:

@@ -92,6 +92,10 @@ def test_public_style_uses_catalog_colours_labels_and_public_fields_only(client)
     # Sources start where the tile service has generalized tiles (incident clusters at z6).
     assert doc["sources"]["incidents"]["minzoom"] == by_id["incidents-circle"]["minzoom"] == 6
     assert doc["sources"]["parcels"]["minzoom"] == 11
+    # Parcels' outlines start where the PNG maps' do (before, they would hide the colours).
+    from gis.render.style import outline_zoom
+
+    assert by_id["parcels-line"]["minzoom"] == outline_zoom(VECTOR_LAYERS["parcels"]) == 16
     radius = by_id["tourism-circle"]["paint"]["circle-radius"]
     assert radius[-1] == VECTOR_LAYERS["tourism"].style.radius
     for layer in doc["layers"]:
