@@ -208,13 +208,13 @@ def items_sql(layer: Layer, q: ItemsQuery, params: SQLParams | None = None,
                 f"LIMIT {limit} OFFSET {params.add(q.offset)}")
         where = [*where, f"{idcol} = ANY(ARRAY({page}))"]
     order = order_sql(layer, q, reverse=q.before is not None)
-    # The rows of the page first, then their features: GeoJSON is built for limit + 1 rows,
-    # not for every row the bbox matched before the sort.
-    rows = (f"SELECT {ALIAS}.*, {key_sql(layer, q)} AS __cursor, "
-            f"row_number() OVER ({order.strip()}) AS __rank"
+    # The rows of the page first (a bounded top-N sort), then their features: GeoJSON is
+    # built for limit + 1 rows, not for every row the bbox matched before the sort. The
+    # rank is taken outside, over those rows only (a window inside would unbound the sort).
+    rows = (f"SELECT {ALIAS}.*, {key_sql(layer, q)} AS __cursor"
             f"{_from_where(layer, q, where)}{order} LIMIT {limit}")
     sql = (f"SELECT {feature_sql(layer, q)} AS f, {idcol} AS id, {ALIAS}.__cursor AS k, "
-           f"{ALIAS}.__rank AS n FROM ({rows}) AS {ALIAS} ORDER BY {ALIAS}.__rank")
+           f"row_number() OVER ({order.strip()}) AS n FROM ({rows}) AS {ALIAS}{order}")
     return sql, params.values
 
 
