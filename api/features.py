@@ -23,7 +23,7 @@ from gis.errors import FeatureNotFound, InvalidParameter
 from gis.features import cql2
 from gis.features import request as req
 from gis.features.cql2 import parse_filter
-from gis.features.items import format_cursor, page_sql
+from gis.features.items import format_cursor, one_scan, page_sql
 from gis.features.svg import svg_map
 from gis.sqlbuild import visible_fields
 from layers import CATALOG, VECTOR_LAYERS, Layer, RasterLayer
@@ -182,9 +182,13 @@ async def fetch_page(pool: asyncpg.Pool, layer: Layer, q: features.ItemsQuery, c
                      ) -> tuple[str | None, list[str], bool, int]:
     """A page in one round trip (:func:`gis.features.items.page_sql`): its features as
     GeoJSON text, the cursors of its rows, whether a further page exists, numberMatched."""
-    sql, params = page_sql(layer, q, cap)
+    once = one_scan(q)
+    sql, params = page_sql(layer, q, cap, scan_once=once)
     async with pool.acquire() as conn:
         text, fetched, cursors, matched = await _guard(conn.fetchrow(sql, *params))
+        if once and matched is not None and matched > cap:  # read again, sorted from all
+            sql, params = page_sql(layer, q, cap)
+            text, fetched, cursors, matched = await _guard(conn.fetchrow(sql, *params))
         cursors = cursors or []
         if matched is None:  # the page is everything
             matched = len(cursors)

@@ -173,7 +173,8 @@ def _from_where(layer: Layer, q: ItemsQuery, where: list[str]) -> str:
 
 
 def items_sql(layer: Layer, q: ItemsQuery, params: SQLParams | None = None,
-              where: list[str] | None = None) -> tuple[str, list[object]]:
+              where: list[str] | None = None, source: str | None = None
+              ) -> tuple[str, list[object]]:
     """SQL returning one GeoJSON Feature (text) per row, visible fields only.
 
     Each row is ``(feature_text, id, cursor, n)``: the cursor is the JSON of the row's sort
@@ -211,14 +212,24 @@ def items_sql(layer: Layer, q: ItemsQuery, params: SQLParams | None = None,
     # The rows of the page first (a bounded top-N sort), then their features: GeoJSON is
     # built for limit + 1 rows, not for every row the bbox matched before the sort. The
     # rank is taken outside, over those rows only (a window inside would unbound the sort).
+    # ``source``: rows already filtered (a page_sql scan), read as they are.
     rows = (f"SELECT {ALIAS}.*, {key_sql(layer, q)} AS __cursor"
-            f"{_from_where(layer, q, where)}{order} LIMIT {limit}")
+            f"{_from_where(layer, q, where) if source is None else f' FROM {source} AS {ALIAS}'}"
+            f"{order} LIMIT {limit}")
     sql = (f"SELECT {feature_sql(layer, q)} AS f, {idcol} AS id, {ALIAS}.__cursor AS k, "
            f"row_number() OVER ({order.strip()}) AS n FROM ({rows}) AS {ALIAS}{order}")
     return sql, params.values
 
 
-def page_sql(layer: Layer, q: ItemsQuery, cap: int) -> tuple[str, list[object]]:
+def one_scan(q: ItemsQuery) -> bool:
+    """Whether :func:`page_sql` may read the matching rows once for both the page and the
+    count: a first page (no offset or cursor) within a bbox, where the index finds every
+    match anyway before the sort."""
+    return q.bbox is not None and not q.offset and q.after is None and q.before is None
+
+
+def page_sql(layer: Layer, q: ItemsQuery, cap: int, scan_once: bool = False
+             ) -> tuple[str, list[object]]:
     """One row for a whole page: ``(features, fetched, cursors, matched)``.
 
     ``features`` is the page's GeoJSON Features joined by commas (in display order),
@@ -226,16 +237,27 @@ def page_sql(layer: Layer, q: ItemsQuery, cap: int) -> tuple[str, list[object]]:
     ``cursors`` the JSON cursors of the page's rows in display order, and ``matched`` the
     exact count of the matching features, read up to ``cap + 1`` rows, when the page alone
     does not tell it (NULL when it does: the page is everything).
+
+    ``scan_once`` (see :func:`one_scan`): the matching rows are read once, at most
+    ``cap + 1`` of them, and both the page and the count come from them. When more than
+    ``cap`` match, that page is not the right one: the caller asks again without it.
     """
     params = SQLParams()
     where = where_sql(layer, q, params)
-    count = f"({_count(layer, q, where, params, cap)})"
-    rows, _ = items_sql(layer, q, params, where)
+    if scan_once:
+        found = (f"SELECT {ALIAS}.*{_from_where(layer, q, where)} "
+                 f"LIMIT {params.add(cap + 1)}")
+        rows, _ = items_sql(layer, q, params, [], source="found")
+        head, count = f"WITH found AS MATERIALIZED ({found}), ", "(SELECT count(*) FROM found)"
+    else:
+        count = f"({_count(layer, q, where, params, cap)})"
+        rows, _ = items_sql(layer, q, params, where)
+        head = "WITH "
     first = q.limit
     direction = "DESC" if q.before is not None else "ASC"
     paged = q.offset or q.after is not None or q.before is not None
     matched = count if paged else f"CASE WHEN count(*) > {first} THEN {count} END"
-    return (f"WITH page AS ({rows}) "
+    return (f"{head}page AS ({rows}) "
             f"SELECT string_agg(f, ',' ORDER BY n {direction}) FILTER (WHERE n <= {first}), "
             f"count(*), array_agg(k ORDER BY n {direction}) FILTER (WHERE n <= {first}), "
             f"{matched} FROM page", params.values)

@@ -132,3 +132,22 @@ def test_fast_path_answers_anonymous_geojson_pages(demo_settings: Settings,
             r = c.get(ITEMS.format("parcels"), params=params, headers=headers)
             assert r.status_code == 418, params  # left to the app
         assert c.get("/collections/nope/items").status_code == 418
+
+
+def test_first_bbox_page_beyond_the_exact_count(demo_settings: Settings,
+                                                client: TestClient) -> None:
+    """A first page within a bbox reads the matches once for the page and the count; when
+    more than HUEGIS_EXACT_COUNT_MAX match, the page is still the first by id and the count
+    the planner's estimate."""
+    params = {"bbox": CENTRAL, "limit": 5}
+    whole = _ids(client.get(ITEMS.format("parcels"), params={**params, "limit": 10000}
+                            ).json())
+    assert len(whole) > 100
+    capped = demo_settings.model_copy(update={"exact_count_max": 100})
+    with TestClient(create_app(capped)) as c:
+        page = c.get(ITEMS.format("parcels"), params=params).json()
+        small = c.get(ITEMS.format("parcels"), params={**params, "land_use": "NTD"}).json()
+    assert _ids(page) == whole[:5] and page["numberMatched"] > 100
+    ntd = _ids(client.get(ITEMS.format("parcels"), params={
+        **params, "land_use": "NTD", "limit": 10000}).json())
+    assert _ids(small) == ntd[:5] and small["numberMatched"] == len(ntd) <= 100
