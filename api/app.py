@@ -31,6 +31,7 @@ from gis.errors import DatabaseUnavailable
 from gis.settings import Settings
 
 log = logging.getLogger("huegis.api")
+POOL_CLOSE_S = 10.0  # graceful pool close at shutdown, then terminate
 
 
 class PoolHolder:
@@ -54,8 +55,16 @@ class PoolHolder:
         return self.pool
 
     async def close(self) -> None:
+        """Close the pool gracefully; a connection still marked in use after
+        ``POOL_CLOSE_S`` (a task cancelled at a bad moment) is terminated, so a worker's
+        shutdown never hangs."""
         if self.pool is not None:
-            await self.pool.close()
+            try:
+                await asyncio.wait_for(self.pool.close(), POOL_CLOSE_S)
+            except TimeoutError:
+                log.warning("database pool did not close within %s s; terminating it",
+                            POOL_CLOSE_S)
+                self.pool.terminate()
 
 
 def lifespan(settings: Settings):

@@ -66,13 +66,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        # Let the warm-up finish rather than cancel it: a task cancelled inside
+        # ``pool.acquire()`` can leave a connection marked in use, and pool.close() would
+        # then wait for it forever. It is a few tiny queries (or one error) long.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(warm), WARM_SHUTDOWN_S)
         warm.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await warm
         await stop_invalidation(app)
 
 
 WARM_CONNECTIONS = 4
+WARM_SHUTDOWN_S = 5.0
 _WARM_SQL = ("SELECT ST_AsMVT(m.*, 'warm', 4096, 'g') FROM (SELECT ST_AsMVTGeom("
              "ST_MakeEnvelope(0, 0, 1, 1, 3857), ST_MakeEnvelope(0, 0, 2, 2, 3857)::box2d) AS g, "
              "1 AS a) AS m WHERE huegis_tiles_serial()")
