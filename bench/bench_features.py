@@ -306,6 +306,9 @@ def main() -> None:  # noqa: C901 (one scenario after another)
             load(url, tmp, args.rows, args.seed)
         boxes, ids, total = sample(url, 2000, args.seed)
         servers: dict[str, tuple[str, str]] = {}  # name -> (base, collection path)
+        # No access log, like the peers: tipg runs at --log-level warning (uvicorn logs no
+        # request) and gunicorn's access log is off unless configured.
+        os.environ["HUEGIS_ACCESS_LOG"] = "false"
         proc, base = start_huegis(url, tmp, args.workers)
         procs.append(proc)
         servers["huegis"] = (base, "/collections/parcels")
@@ -376,7 +379,8 @@ def report(args: argparse.Namespace, total: int, rows_out: list, deep: list) -> 
     RESULTS.mkdir(parents=True, exist_ok=True)
     ref = {label: res["rps"] for label, name, res in rows_out if name == "huegis"}
     lines = [f"# bench_features: {total:,} parcels, {args.connections} connections, "
-             f"{args.seconds:g} s per scenario, {args.workers} workers per server",
+             f"{args.seconds:g} s per scenario, {args.workers} workers per server, no "
+             "access log in any server",
              f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
              "", "| scenario | server | req/s | p50 ms | p95 ms | p99 ms | errors "
              "| huegis ÷ server |",

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     token_expires_s: int = Field(default=3600, description="Lifetime of bearer tokens (s)")
     max_feature_body_bytes: int = Field(
         default=5_000_000, description="Largest feature body accepted by POST/PUT/PATCH (413)")
+    access_log: bool = Field(
+        default=True, description="uvicorn's access log, one line per request (off: "
+        "`huegis serve --no-access-log`, about 5% less CPU per request)")
 
     @property
     def pg_dir(self) -> Path:
