@@ -42,7 +42,8 @@ def _serve(database_url: str, tmp_path: Path, *args: str, **env_vars: str
         except (urllib.error.URLError, ConnectionError):
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise AssertionError(f"server did not start: {proc.stdout.read().decode()}") from None
+                out = proc.stdout.read().decode()
+                raise AssertionError(f"server did not start: {out}") from None
             time.sleep(0.3)
     assert status == 200 and b'"ok"' in body
     return proc, base
