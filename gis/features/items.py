@@ -90,7 +90,12 @@ def where_sql(layer: Layer, q: ItemsQuery, params: SQLParams) -> list[str]:
         if q.bbox_crs.srid != 4326:  # edges densified so the transformed box stays exact
             env = (f"ST_Transform(ST_Segmentize({env}, ({vals[2]} - {vals[0]}) / 32.0), 4326)")
         # && finds candidates in the GiST index; ST_Intersects keeps only those that touch.
-        where.append(f"({geom} && {env} AND ST_Intersects({geom}, {env}))")
+        exact = f"ST_Intersects({geom}, {env})"
+        inner = _inner_box(q.bbox) if q.bbox_crs.srid == 4326 else None
+        if inner is not None:  # most candidates lie inside: no GEOS for them
+            box = f"ST_MakeEnvelope({', '.join(params.add(v) for v in inner)}, 4326)"
+            exact = f"(({geom} @ (SELECT {box})) IS TRUE OR {exact})"
+        where.append(f"({geom} && {env} AND {exact})")
     if q.when is not None:
         if layer.temporal is None:
             raise InvalidParameter(f"collection {layer.id!r} has no temporal property: "
@@ -108,6 +113,23 @@ def where_sql(layer: Layer, q: ItemsQuery, params: SQLParams) -> list[str]:
         scope = Scope(layer, visible_fields(layer, principal=q.principal), ALIAS, q.filter_crs)
         where.append(compile_filter(q.filter, scope, params))
     return where
+
+
+# Margin (degrees) of the inner box of a lon/lat bbox: more than the spacing of float4
+# numbers up to 180 (1.5e-5), the precision of the GiST boxes that ``@`` compares.
+_FLOAT4_MARGIN = 1e-4
+
+
+def _inner_box(bbox: tuple[float, ...]) -> tuple[float, float, float, float] | None:
+    """The lon/lat ``bbox`` shrunk by :data:`_FLOAT4_MARGIN` on every side (None when it is
+    too small to shrink). A feature whose box (float4, rounded outwards) lies ``@`` inside
+    it lies inside ``bbox`` for certain, so it intersects ``bbox`` without GEOS's exact test:
+    only the features across the edges need it (0.28 of 1.4 ms per 450 m page)."""
+    x0, y0, x1, y1 = bbox[:4]
+    m = _FLOAT4_MARGIN
+    if x1 - x0 <= 2 * m or y1 - y0 <= 2 * m:
+        return None
+    return x0 + m, y0 + m, x1 - m, y1 - m
 
 
 def _keys(layer: Layer, q: ItemsQuery) -> list[tuple[str, bool]]:
