@@ -28,6 +28,7 @@ from gis.incidents.intake import (
     fetch_report,
 )
 from gis.settings import Settings
+from layers.incidents import SENSITIVE_CATEGORIES
 
 WORKERS = ("inspector", "admin")  # roles that work reports
 STAFF_FIELDS = ("reporter_name", "reporter_phone", "reporter_email", "device_id", "account_id",
@@ -60,7 +61,8 @@ def report_json(row: asyncpg.Record, principal: Principal, base: str,
         "ref": row["ref"], "category": row["category"], "description": row["description"],
         "status": row["status"], "priority": row["priority"], "channel": row["channel"],
         "ward_code": row["ward_code"], "ward_name": row["ward_name"],
-        "address": row["address"] if staff or row["category"] != "public_order" else None,
+        "address": (row["address"] if staff or row["category"] not in SENSITIVE_CATEGORIES
+                    else None),
         "lon": row["lon"] if staff else row["public_lon"],
         "lat": row["lat"] if staff else row["public_lat"],
         "created_at": _iso(row["created_at"]), "updated_at": _iso(row["updated_at"]),

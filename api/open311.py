@@ -29,7 +29,7 @@ from gis.incidents import CATEGORIES, PROCESSED, STATUSES, photos
 from gis.incidents.intake import REPORT_SELECT, NewReport, create_report, fetch_report
 from gis.settings import Settings
 from gis.workdays import SLA_URGENT_HOURS, SLA_WORKING_DAYS
-from layers.incidents import INCIDENT_CATEGORIES
+from layers.incidents import INCIDENT_CATEGORIES, SENSITIVE_CATEGORIES
 
 PREFIX = "/open311/v2"
 MAX_WINDOW = dt.timedelta(days=90)
@@ -151,7 +151,7 @@ def request_json(row: asyncpg.Record, notes: list[dict], base: str,
         "service_notice": None, "requested_datetime": _iso(row["created_at"]),
         "updated_datetime": _iso(row["updated_at"]),
         "expected_datetime": _iso(row["sla_due_at"]),
-        "address": None if row["category"] == "public_order" else row["address"],
+        "address": None if row["category"] in SENSITIVE_CATEGORIES else row["address"],
         "address_id": None, "zipcode": None,
         "lat": row["public_lat"], "long": row["public_lon"], "media_url": media,
         "priority": row["priority"], "notes": notes,

@@ -49,9 +49,8 @@ _COLUMNS = """i.id, i.ref, i.category, i.description, i.status, i.priority, i.ch
        ST_Y(i.geom) AS lat"""
 REPORT_SELECT = f"""
 SELECT {_COLUMNS}, w.name AS ward_name, d.ref AS duplicate_of_ref,
-       ST_X(p.geom) AS public_lon, ST_Y(p.geom) AS public_lat
+       ST_X(i.geom_public) AS public_lon, ST_Y(i.geom_public) AS public_lat
 FROM incidents i
-JOIN incidents_public p ON p.id = i.id
 LEFT JOIN admin_units w ON w.gso_code = i.ward_code
 LEFT JOIN incidents d ON d.id = i.duplicate_of
 """
