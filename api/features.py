@@ -23,7 +23,7 @@ from gis.errors import FeatureNotFound, InvalidParameter
 from gis.features import cql2
 from gis.features import request as req
 from gis.features.cql2 import parse_filter
-from gis.features.items import format_cursor, one_scan, page_sql
+from gis.features.items import feature_collection_bytes, format_cursor, one_scan, page_sql
 from gis.features.svg import svg_map
 from gis.sqlbuild import visible_fields
 from layers import CATALOG, VECTOR_LAYERS, Layer, RasterLayer
@@ -179,9 +179,10 @@ def _stream(pool: asyncpg.Pool, sql: str, params: list) -> AsyncIterator[str]:
 
 
 async def fetch_page(pool: asyncpg.Pool, layer: Layer, q: features.ItemsQuery, cap: int
-                     ) -> tuple[str | None, list[str], bool, int]:
+                     ) -> tuple[bytes | None, list[str], bool, int]:
     """A page in one round trip (:func:`gis.features.items.page_sql`): its features as
-    GeoJSON text, the cursors of its rows, whether a further page exists, numberMatched."""
+    GeoJSON (UTF-8 bytes), the cursors of its rows, whether a further page exists,
+    numberMatched."""
     once = one_scan(q)
     sql, params = page_sql(layer, q, cap, scan_once=once)
     async with pool.acquire() as conn:
@@ -198,11 +199,12 @@ async def fetch_page(pool: asyncpg.Pool, layer: Layer, q: features.ItemsQuery, c
 
 
 def geojson_page(request: Request, settings: Any, layer: Layer, q: features.ItemsQuery,
-                 text: str | None, cursors: list[str], more: bool, matched: int) -> Response:
-    """The FeatureCollection response of a page (the features' text is not re-parsed)."""
+                 text: bytes | None, cursors: list[str], more: bool, matched: int
+                 ) -> Response:
+    """The FeatureCollection response of a page (the features' bytes are neither parsed
+    nor decoded: copied once into the body)."""
     links = page_links(request, settings, layer, q, cursors, more)
-    body = features.feature_collection([text] if text else [], links, len(cursors), matched,
-                                       _now())
+    body = feature_collection_bytes(text, links, len(cursors), matched, _now())
     return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{q.crs.uri}>"})
 
 
@@ -408,7 +410,7 @@ class FeaturesRouter:
                                                             settings.exact_count_max)
             if fmt == "html":
                 links = page_links(request, settings, layer, q, cursors, more)
-                feats = json.loads(f"[{text or ''}]")
+                feats = json.loads(b"[%s]" % (text or b""))
                 columns = (list(q.properties) if q.properties is not None
                            else visible_fields(layer, principal=principal))
                 here = f"{base_url(request, settings)}/collections/{layer.id}/items"

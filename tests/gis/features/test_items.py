@@ -46,7 +46,7 @@ def _page_ids(dsn: str, parcels: dict[str, box], bbox: tuple[float, ...]) -> lis
                 sql, params = items.page_sql(PARCELS, q, 10_000, scan_once=scan_once)
                 text, *_ = await conn.fetchrow(sql, *params)
                 got = sorted(f["properties"]["parcel_no"]
-                             for f in json.loads(f"[{text or ''}]"))
+                             for f in json.loads(b"[%s]" % (text or b"")))
                 if scan_once:
                     first = got
                 assert got == first
