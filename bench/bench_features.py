@@ -67,9 +67,12 @@ def sample(url: str, n: int, seed: int) -> tuple[list[tuple[float, ...]], list[i
 
     with psycopg.connect(url) as conn:
         total, hi = conn.execute("SELECT count(*), max(id) FROM land_parcels").fetchone()
-        pts = conn.execute(  # every k-th parcel: spread over the whole table
+        # Every k-th parcel by id: spread over the whole table, and the same ones in every
+        # run (without ORDER BY, a synchronized sequential scan of a big table starts where
+        # another scan is, so each run drew other boxes).
+        pts = conn.execute(
             "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_PointOnSurface(geom) c FROM land_parcels "
-            "WHERE id %% %s = 0 LIMIT %s) s", (max(1, total // n), n)).fetchall()
+            "WHERE id %% %s = 0 ORDER BY id LIMIT %s) s", (max(1, total // n), n)).fetchall()
     rnd = random.Random(seed)
     boxes = []
     for x, y in pts:
