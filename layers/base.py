@@ -98,13 +98,18 @@ class Generalize:
     (polygons dissolved by the style's class field), ``clusters`` (points clustered per tile,
     with a count and the dominant class) or ``wards`` (simplified per zoom, at every zoom).
     ``late_fields`` leaves long text out of tiles below a zoom: ``(field, first zoom)``;
-    ``extra_fields`` are the ``(name, type)`` of what the generalized view carries.
+    ``lean_until``: below this zoom, detail tiles carry only the fields the map draws with
+    (the style's class field, and its label field once labels show) besides the feature id;
+    clients read the rest by id (the web map's popup does). Encoding attributes is most of a
+    dense tile's cost. ``extra_fields`` are the ``(name, type)`` of what the generalized
+    view carries.
     """
 
     minzoom: int
     mode: GeneralizeMode
     until: int  # first zoom drawn in detail
     late_fields: tuple[tuple[str, int], ...] = ()
+    lean_until: int | None = None
     extra_fields: tuple[tuple[str, str], ...] = ()
 
 

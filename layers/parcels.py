@@ -55,6 +55,9 @@ PARCELS = Layer(
                 label_minzoom=17),  # thousands of parcel numbers are unreadable below
     editable=True,
     keywords=("cadastre", "land use"),
-    generalize=Generalize(11, "blocks", 14, extra_fields=(
+    # Up to z17 tiles carry what the map draws (the land use, from z17 the parcel number)
+    # and the id: thousands of parcels each, whose ten attributes cost more to encode than
+    # their shapes; the web map's popup reads the rest by id. From z18 every public field.
+    generalize=Generalize(11, "blocks", 14, lean_until=18, extra_fields=(
         ("land_use", "String"), ("parcels", "Number"), ("area_m2", "Number"))),
 )

@@ -191,6 +191,7 @@ class DiskCache:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._dirs: set[str] = set()  # directories known to exist (no mkdir per tile)
 
     def get(self, key: TileKey) -> CachedTile | None:
         try:
@@ -202,10 +203,24 @@ class DiskCache:
     def put(self, key: TileKey, tile: CachedTile) -> None:
         if not tile.data:
             return
-        path = self.root / key.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(tile.data)
+        # Plain os calls: a cold tile's write is on the request's path (small tiles).
+        path = os.path.join(self.root, key.path)
+        folder, name = os.path.split(path)
+        if folder not in self._dirs:
+            os.makedirs(folder, exist_ok=True)
+            self._dirs.add(folder)
+        tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except FileNotFoundError:  # the folder went (cleared or invalidated): make it again
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(tile.data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
 
     def invalidate(self, layer_id: str, boxes: Sequence[Box]) -> int:
@@ -242,6 +257,7 @@ class DiskCache:
 
     def clear(self) -> None:
         """Remove every cached file (the root directory stays)."""
+        self._dirs.clear()
         if self.root.is_dir():
             for child in self.root.iterdir():
                 if child.is_dir():

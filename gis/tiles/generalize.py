@@ -9,7 +9,8 @@ disappears abruptly when zooming out (today's catalog):
 layer      zooms        view
 ========== ============ ===============================================================
 parcels    11–13        ``tiles_parcel_blocks``: parcels dissolved by land use per 600 m
-                        cell (fields ``land_use``, ``parcels``, ``area_m2``)
+                        cell (fields ``land_use``, ``parcels``, ``area_m2``); detail
+                        from 14, with what the map draws until 18 (``lean_until``)
 incidents  6–14         clusters on a 16×16 grid per tile (``count``, dominant
                         ``category``); detail from 15, ``description`` from 17
 wards      every zoom   ``tiles_wards_gen``: simplified to one tile unit at the zoom
@@ -74,9 +75,25 @@ def ward_bucket(z: int) -> int:
 
 
 def fields_at(layer: Layer, fields: list[str], z: int) -> list[str]:
-    """``fields`` without the long ones left out at zoom ``z``."""
+    """``fields`` without those left out at zoom ``z``: the long ones (``late_fields``) and,
+    below ``lean_until``, all but what the style draws with.
+
+    >>> from layers import VECTOR_LAYERS
+    >>> parcels = VECTOR_LAYERS["parcels"]
+    >>> fields_at(parcels, ["parcel_no", "land_use", "area_m2"], 14)
+    ['land_use']
+    >>> fields_at(parcels, ["parcel_no", "land_use", "area_m2"], 17)
+    ['parcel_no', 'land_use', 'area_m2']
+    """
     g = layer.generalize
     if g is None:
         return fields
     late = dict(g.late_fields)
-    return [f for f in fields if z >= late.get(f, 0)]
+    kept = [f for f in fields if z >= late.get(f, 0)]
+    if g.lean_until is None or z >= g.lean_until:
+        return kept
+    s = layer.style
+    drawn = {s.classify}
+    if s.label and (s.label_minzoom is None or z >= s.label_minzoom):
+        drawn.add(s.label)
+    return [f for f in kept if f in drawn]

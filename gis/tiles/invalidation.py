@@ -261,6 +261,15 @@ class TileService:
             job.add_done_callback(lambda _job, k=layer.id: self._extent_jobs.pop(k, None))
         return False, None
 
+    async def load_extents(self, pool, layers) -> None:
+        """Load the extents of ``layers`` not known yet, one after another (the start-up
+        warm-up calls this, so the full scans are not paid while the first maps load)."""
+        for layer in layers:
+            known, _ = self.known_extent(pool, layer)
+            job = self._extent_jobs.get(layer.id)
+            if not known and job is not None:
+                await asyncio.shield(job)
+
     async def _load_extent(self, pool, layer) -> None:
         from gis.sqlbuild import ident, table_ref
 

@@ -54,7 +54,12 @@ def vector_layer_entry(layer: Layer) -> dict[str, Any]:
     g = layer.generalize
     for name, kind in (g.extra_fields if g else ()):
         fields.setdefault(name, kind)
-    return {"id": layer.id, "description": layer.title, "minzoom": lo, "maxzoom": hi,
+    description = layer.title
+    if g is not None and g.lean_until is not None:
+        lean = tile_fields(layer, g.lean_until - 1)
+        description += (f" (below zoom {g.lean_until}: {', '.join(lean) or 'no field'} and "
+                        f"the feature id; the other fields by id from the items route)")
+    return {"id": layer.id, "description": description, "minzoom": lo, "maxzoom": hi,
             "fields": fields}
 
 

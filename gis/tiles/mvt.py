@@ -34,6 +34,9 @@ MAX_ZOOM = 24
 # workers, whose start-up only costs when every core is busy with other tiles.
 SERIAL = "huegis_tiles_serial()"
 _TMS: dict[str, morecantile.TileMatrixSet] = {}
+# Tables whose ``geom_3857`` holds rings oriented for MVT, with ``geom_3857_span`` (the
+# shorter side of the bounding box, metres): migration 0011.
+SHAPED_TABLES = frozenset({"land_parcels", "construction"})
 REDUCTION_STEPS = 4
 
 
@@ -81,7 +84,8 @@ def tile_fields(layer: Layer, z: int) -> list[str]:
     return generalize.fields_at(layer, visible_fields(layer), z)
 
 
-def _tile_geom(geom: str, raw: str | None, kind: str, env: str, benv: str) -> str:
+def _tile_geom(geom: str, raw: str | None, kind: str, env: str, benv: str,
+               shaped: bool = False) -> str:
     """The expression of a feature's geometry in tile coordinates.
 
     A feature whose bounding box lies inside the buffered tile (``raw @ benv``) and is at
@@ -91,12 +95,15 @@ def _tile_geom(geom: str, raw: str | None, kind: str, env: str, benv: str) -> st
     clockwise in world coordinates, so clockwise on screen). Every other feature — crossing
     the buffer's edge, or small enough to collapse — goes through ``ST_AsMVTGeom``. ``raw``
     is the stored column whose cached bounding box is tested (``None``: always
-    ``ST_AsMVTGeom``, e.g. for a geometry transformed on the fly).
+    ``ST_AsMVTGeom``, e.g. for a geometry transformed on the fly). ``shaped``: ``raw``
+    belongs to a table of :data:`SHAPED_TABLES`, whose rings are stored oriented and whose
+    ``geom_3857_span`` holds the bounding box's shorter side (``geom`` is then ``raw`` or
+    ``raw`` simplified, which keeps the vertex order).
     """
     exact = f"ST_AsMVTGeom({geom}, {env}::box2d, {EXTENT}, {BUFFER}, true)"
     if raw is None:
         return exact
-    oriented = f"ST_ForcePolygonCW({geom})" if kind == "polygon" else geom
+    oriented = f"ST_ForcePolygonCW({geom})" if kind == "polygon" and not shaped else geom
     x0, y0, x1, y1 = "$1::float8", "$2::float8", "$3::float8", "$4::float8"
     fast = (f"ST_SnapToGrid(ST_Affine({oriented}, {EXTENT} / ({x1} - {x0}), 0, 0, "
             f"{EXTENT} / ({y0} - {y1}), {EXTENT} * {x0} / ({x0} - {x1}), "
@@ -104,6 +111,10 @@ def _tile_geom(geom: str, raw: str | None, kind: str, env: str, benv: str) -> st
     two = f"2 * ({x1} - {x0}) / {EXTENT}"  # two tile units, in the CRS's units
     if kind == "point":
         big = "true"
+    elif shaped:
+        alias = raw.split(".")[0]
+        return (f"CASE WHEN {alias}.geom_3857_span >= {two} AND {raw} @ {benv} THEN {fast} "
+                f"ELSE {exact} END")
     else:
         join = " AND " if kind == "polygon" else " OR "
         big = (f"(ST_XMax({raw}) - ST_XMin({raw}) >= {two}{join}"
@@ -113,12 +124,14 @@ def _tile_geom(geom: str, raw: str | None, kind: str, env: str, benv: str) -> st
 
 @lru_cache(maxsize=512)
 def _layer_sql(layer: Layer, mode: str, srid: int, fields: tuple[str, ...],
-               reduced: bool, bucket: int) -> str:
+               reduced: bool, bucket: int, ranked: bool = False) -> str:
     """SQL of one layer's MVT; parameters ``$1..$4`` tile bounds, ``$5..$8`` buffered
     bounds (tile CRS, double precision), then either ``$9`` the most features a tile is
     built from at once (more: only the count comes back, see :func:`layer_tile`) or, when
     ``reduced``, ``$9`` how many of the largest features to keep (points: keep one in
-    ``$9``) and ``$10`` the simplification tolerance. Returns ``(mvt, features)``."""
+    ``$9``) and ``$10`` the simplification tolerance. ``ranked`` (polygons with a stored
+    area): the ``$9`` largest features, not simplified, in one pass (ranking on a stored
+    number costs less than counting first). Returns ``(mvt, features)``."""
     env = f"ST_MakeEnvelope($1, $2, $3, $4, {srid})"
     benv = f"ST_MakeEnvelope($5, $6, $7, $8, {srid})"
     native = "geom_3857" if srid == 3857 else "geom"
@@ -173,18 +186,27 @@ def _layer_sql(layer: Layer, mode: str, srid: int, fields: tuple[str, ...],
             id_arg = ", '__id'"
 
     order = ""
-    if reduced:
+    stored = _stored_size(layer) if mode == "detail" else None
+    if ranked:  # the $9 largest by their stored size, as they are: no count needed first
+        order = (f" ORDER BY t.{ident(stored)} DESC NULLS LAST, t.{ident(layer.id_column)} "
+                 "LIMIT $9::bigint")
+    elif reduced:
         if kind == "point":
             key = f"t.{ident(layer.id_column)}" if id_is_integer(layer) else "0"
             where += f" AND ({key} % greatest($9::bigint, 1)) = 0 AND $10::float8 >= 0"
         else:
-            size = f"ST_Area({geom})" if kind == "polygon" else f"ST_Length({geom})"
+            size = (f"ST_Area({geom}) DESC" if kind == "polygon" else
+                    f"ST_Length({geom}) DESC")
+            if stored is not None:  # the stored area ranks alike, without reading shapes
+                size = f"t.{ident(stored)} DESC NULLS LAST, t.{ident(layer.id_column)}"
             geom = f"ST_Simplify({geom}, $10::float8, true)"
-            order = f" ORDER BY {size} DESC LIMIT $9"
-    body = (f"SELECT {_tile_geom(geom, raw, kind, env, benv)} AS __geom"
+            order = f" ORDER BY {size} LIMIT $9"
+    shaped = mode == "detail" and kind == "polygon" and srid == 3857 and \
+        layer.table in SHAPED_TABLES
+    body = (f"SELECT {_tile_geom(geom, raw, kind, env, benv, shaped)} AS __geom"
             + (", " + cols if cols else "") + f" FROM {source} WHERE {where}{order}")
     build = f"SELECT ST_AsMVT(m.*, {name}, {EXTENT}, '__geom'{id_arg}) FROM ({body}) AS m"
-    if reduced:
+    if reduced or ranked:
         return (f"WITH m AS ({body}) SELECT ST_AsMVT(m.*, {name}, {EXTENT}, '__geom'{id_arg}), "
                 f"count(m.__geom) FROM m WHERE {SERIAL}")
     # Count first, build only when the count is within $9: a tile far over the budget goes
@@ -196,6 +218,24 @@ def _layer_sql(layer: Layer, mode: str, srid: int, fields: tuple[str, ...],
     return (f"WITH n AS (SELECT count(*) AS n FROM (SELECT FROM {source} WHERE {where}{cap})"
             f" AS c) SELECT CASE WHEN n.n <= $9::bigint THEN ({build}) END, n.n FROM n "
             f"WHERE {SERIAL}")
+
+
+def _stored_size(layer: Layer) -> str | None:
+    """The field holding a polygon's area in m² (``derive="area"``), if the layer has one.
+
+    >>> from layers import VECTOR_LAYERS
+    >>> _stored_size(VECTOR_LAYERS["parcels"]), _stored_size(VECTOR_LAYERS["tourism"])
+    ('area_m2', None)
+    """
+    if not layer.is_polygonal:
+        return None
+    return next((f.name for f in layer.fields if f.derive == "area"), None)
+
+
+def _ranked(layer: Layer, z: int) -> bool:
+    """Whether ``layer``'s tile at ``z`` is built from its largest features by their stored
+    size in one pass (see :func:`_layer_sql`)."""
+    return generalize.mode_at(layer, z) == "detail" and _stored_size(layer) is not None
 
 
 @dataclass(frozen=True)
@@ -251,13 +291,14 @@ def plan(layer: Layer, tms_id: str, z: int, x: int, y: int,
     fields = tuple(tile_fields(layer, z))
     reducible = mode != "clusters"
     reduced = keep is not None and reducible
-    sql = _layer_sql(layer, mode, srid, fields, reduced, generalize.ward_bucket(z))
+    ranked = not reduced and _ranked(layer, z)
+    sql = _layer_sql(layer, mode, srid, fields, reduced, generalize.ward_bucket(z), ranked)
     if not reducible:
         return TilePlan(sql, env, False)
     if reduced:
         unit = (env[2] - env[0]) / EXTENT  # one tile unit in the CRS's units
         return TilePlan(sql, (*env, *benv, int(keep), float(unit * tolerance)), True)
-    return TilePlan(sql, (*env, *benv, int(at_most)), True, gated=True)
+    return TilePlan(sql, (*env, *benv, int(at_most)), True, gated=not ranked)
 
 
 def _is_points(layer: Layer, z: int) -> bool:
@@ -292,14 +333,17 @@ async def layer_tile(conn, layer: Layer, tms_id: str, z: int, x: int, y: int, *,
                      max_bytes: int = 500_000, max_features: int = 20_000) -> bytes:
     """The MVT bytes of ``layer`` (``b""`` when empty), within the size budget.
 
-    ``conn`` is an asyncpg connection or pool. A tile with more features than the budget
-    could hold even at their least size (:func:`feature_bytes`) is never built in full: it
-    is built from the largest features only (as many as should fit at their likely size).
-    Over budget, it is built again from fewer (estimated from its own bytes per feature),
-    simplified by one more tile unit at each further attempt.
+    ``conn`` is an asyncpg connection or pool. Polygons with a stored area (parcels) are
+    built in one pass from their largest features, as many as should fit at their likely
+    size (:func:`feature_bytes`). Other layers are counted first: a tile with more features
+    than the budget could hold even at their least size is never built in full but from
+    its largest features only (as many as should fit at their likely size). Over budget, a
+    tile is built again from fewer (estimated from its own bytes per feature), simplified
+    by one more tile unit at each further attempt.
     """
     least, likely = feature_bytes(layer, z)
-    p = plan(layer, tms_id, z, x, y, at_most=min(max_features, max_bytes // least))
+    cap = max_bytes // (likely if _ranked(layer, z) else least)
+    p = plan(layer, tms_id, z, x, y, at_most=min(max_features, cap))
     if p is None:
         return b""
     row = await conn.fetchrow(p.sql, *p.args)

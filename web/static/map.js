@@ -97,11 +97,11 @@
   // ---------------------------------------------------------------- popups (public fields only)
   // Field titles and coded values in the interface's language, from the catalog (legend.fields).
   let popup = null;
-  function popupHtml(info, props) {
+  function popupHtml(info, props, loading = false) {
     const shown = (fl) => props[fl.name] !== undefined && props[fl.name] !== null && props[fl.name] !== "";
     const rows = info.fields.filter(shown)
       .map((fl) => `<tr><th scope="row">${esc(title(fl))}</th><td>${esc(I18N.choice(lang, fl, props[fl.name]))}</td></tr>`).join("");
-    return `<div class="popup" data-collection="${esc(info.id)}" lang="${lang}"><h3>${esc(title(info))}</h3><table>${rows}</table></div>`;
+    return `<div class="popup" data-collection="${esc(info.id)}" lang="${lang}"${loading ? ' data-loading="true"' : ""}><h3>${esc(title(info))}</h3><table>${rows}</table></div>`;
   }
   const interactive = () => map.getStyle().layers.filter((l) => l.metadata && l.metadata["huegis:collection"] && l.type !== "symbol" && !(l.type === "line" && l.source !== "wards")).map((l) => l.id);
   map.on("click", (e) => {
@@ -112,9 +112,23 @@
     const f = hits[0];
     const info = legendInfo.find((l) => l.id === f.layer.metadata["huegis:collection"]);
     const props = f.properties;
-    popup = new maplibregl.Popup({ maxWidth: "320px" }).setLngLat(e.lngLat)
-      .setHTML(popupHtml(info, props)).addTo(map);
-    popup.huegis = { info, props };
+    // Tiles below a layer's full-detail zoom carry only what the map draws with: the
+    // feature's other public fields come by id (the public items route: public fields only).
+    const loading = f.id !== undefined && f.id !== null && info.fields.some((fl) => !(fl.name in props));
+    const shown = new maplibregl.Popup({ maxWidth: "320px" }).setLngLat(e.lngLat)
+      .setHTML(popupHtml(info, props, loading)).addTo(map);
+    shown.huegis = { info, props, loading };
+    popup = shown;
+    if (loading) {
+      const done = (more) => {
+        shown.huegis = { info, props: { ...props, ...more }, loading: false };
+        if (popup === shown && shown.isOpen()) shown.setHTML(popupHtml(info, shown.huegis.props));
+      };
+      fetch(`${cfg.base}/collections/${encodeURIComponent(info.id)}/items/${encodeURIComponent(f.id)}?f=json`)
+        .then((r) => (r.ok ? r.json() : { properties: {} }))
+        .then((doc) => done(doc.properties || {}))
+        .catch(() => done({}));
+    }
   });
   map.on("mousemove", (e) => {
     const hits = map.getStyle() ? map.queryRenderedFeatures(e.point, { layers: interactive() }) : [];
@@ -189,7 +203,7 @@
     I18N.apply(lang);
     I18N.save(lang);
     renderSwitcher(); renderLegend(); updateSnippet();
-    if (popup && popup.isOpen()) popup.setHTML(popupHtml(popup.huegis.info, popup.huegis.props));
+    if (popup && popup.isOpen()) popup.setHTML(popupHtml(popup.huegis.info, popup.huegis.props, popup.huegis.loading));
   }
   function setupChrome() {
     const sw = byId("lang-switch");

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import asyncpg
 import mapbox_vector_tile
+import numpy as np
 import morecantile
 import psycopg
 import pytest
@@ -47,10 +48,16 @@ def dsn(demo_settings: Settings) -> str:
     return demo_settings.dsn
 
 
+def _a_parcel_point(dsn: str) -> tuple[float, float]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p "
+                            "FROM land_parcels ORDER BY id LIMIT 1) s").fetchone()
+
+
 def test_detail_tile_has_public_fields_and_ids(dsn: str) -> None:
-    data, _ = _tile(dsn, "parcels", 16)
+    data, _ = _tile(dsn, "parcels", 18, lonlat=_a_parcel_point(dsn))
     feats = _features(data, "parcels")
-    assert len(feats) > 100
+    assert len(feats) >= 1
     assert all(isinstance(f["id"], int) for f in feats)
     assert {"parcel_no", "land_use", "area_m2"} <= set(feats[0]["properties"])
     assert not any("owner_name" in f["properties"] for f in feats)
@@ -136,20 +143,50 @@ def test_size_budget_drops_the_smallest_parcels_first(dsn: str) -> None:
     kept = _features(small, "parcels")
     everything = _features(full, "parcels")
     kept_ids = {f["id"] for f in kept}
-    dropped = [f["properties"]["area_m2"] for f in everything if f["id"] not in kept_ids]
+    # z15 tiles carry the land use alone: the areas come from the table, checked with pyproj.
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT id, ST_AsBinary(geom) FROM land_parcels WHERE id = ANY(%s)",
+                            ([f["id"] for f in everything],)).fetchall()
+    area = {i: _area_m2(shapely.from_wkb(bytes(g))) for i, g in rows}
+    dropped = [area[f["id"]] for f in everything if f["id"] not in kept_ids]
     assert kept and dropped
-    # Ordered by Web Mercator area, compared on VN-2000 areas: equal up to scale (~0.1 %).
-    assert min(f["properties"]["area_m2"] for f in kept) >= 0.99 * max(dropped)
+    # The smallest dropped first (stored areas ranked; compared on geodesic ones, ~0.1 %).
+    assert min(area[f["id"]] for f in kept) >= 0.99 * max(dropped)
+
+
+def _area_m2(geom: shapely.Geometry) -> float:
+    """Geodesic area on the WGS 84 ellipsoid (pyproj), independent of PostGIS."""
+    from pyproj import Geod
+
+    return abs(Geod(ellps="WGS84").geometry_area_perimeter(geom)[0])
+
+
+def test_dense_zooms_carry_what_the_map_draws(dsn: str) -> None:
+    """Below parcels' ``lean_until`` (18) a tile carries what the map draws: the land use
+    (the fill colour), from z17 the parcel number (the label), and the id; from 18 every
+    public field, never a private one."""
+    for z, drawn in ((14, {"land_use"}), (15, {"land_use"}), (16, {"land_use"}),
+                     (17, {"land_use", "parcel_no"})):
+        feats = _features(_tile(dsn, "parcels", z)[0], "parcels")
+        assert feats and all(set(f["properties"]) <= drawn for f in feats), z
+        assert any(set(f["properties"]) == drawn for f in feats), z
+        assert all(isinstance(f["id"], int) for f in feats)
+    full = _features(_tile(dsn, "parcels", 18, lonlat=_a_parcel_point(dsn))[0], "parcels")
+    assert {"parcel_no", "map_sheet_no", "land_use", "area_m2", "ward_code"} <= set(
+        full[0]["properties"])
+    assert mvt.tile_fields(VECTOR_LAYERS["parcels"], 15) == ["land_use"]
 
 
 def test_feature_cap_keeps_the_largest(dsn: str) -> None:
-    capped, _ = _tile(dsn, "parcels", 16, max_features=5)
+    capped, _ = _tile(dsn, "parcels", 17, max_features=5)
     kept = _features(capped, "parcels")
     assert len(kept) == 5
-    everything = _features(_tile(dsn, "parcels", 16)[0], "parcels")
-    top = sorted((f["properties"]["area_m2"] for f in everything), reverse=True)[:5]
-    assert sorted((f["properties"]["area_m2"] for f in kept), reverse=True) == \
-        pytest.approx(top, rel=0.01)
+    everything = _features(_tile(dsn, "parcels", 17)[0], "parcels")
+    with psycopg.connect(dsn) as conn:  # z17 tiles carry no area: read it by id
+        area = dict(conn.execute("SELECT id, area_m2 FROM land_parcels WHERE id = ANY(%s)",
+                                 ([f["id"] for f in everything],)).fetchall())
+    top = sorted((area[f["id"]] for f in everything), reverse=True)[:5]
+    assert sorted((area[f["id"]] for f in kept), reverse=True) == pytest.approx(top, rel=0.01)
 
 
 def test_world_crs84_quad_tiles(dsn: str) -> None:
@@ -206,24 +243,42 @@ def test_unclipped_features_equal_st_asmvtgeom(dsn: str, z: int) -> None:
     assert same > len(ref) / 2  # most of them vertex for vertex
 
 
-def test_a_tile_over_the_count_is_counted_not_built(dsn: str) -> None:
-    """The first query of a tile stops counting past ``at_most`` and builds nothing, so a
-    tile far over budget goes straight to its reduction."""
-    layer, t = VECTOR_LAYERS["parcels"], WMQ.tile(*CENTRE, 16)
+def _first_query(dsn: str, layer_id: str, z: int, at_most: int):
+    layer, t = VECTOR_LAYERS[layer_id], WMQ.tile(*CENTRE, z)
 
-    async def run(at_most: int):
+    async def run():
         conn = await asyncpg.connect(dsn)
         try:
-            p = mvt.plan(layer, "WebMercatorQuad", 16, t.x, t.y, at_most=at_most)
+            p = mvt.plan(layer, "WebMercatorQuad", z, t.x, t.y, at_most=at_most)
             return await conn.fetchrow(p.sql, *p.args)
         finally:
             await conn.close()
 
-    full = asyncio.run(run(1_000_000))
+    return asyncio.run(run())
+
+
+def test_a_tile_over_the_count_is_counted_not_built(dsn: str) -> None:
+    """The first query of a tile without a stored size (points) counts and builds nothing
+    past ``at_most``, so a tile far over budget goes straight to its reduction (thinning)."""
+    full = _first_query(dsn, "incidents", 16, 1_000_000)
+    assert full[0] is not None and full[1] > 20
+    over = _first_query(dsn, "incidents", 16, 10)
+    assert over[0] is None and over[1] == full[1]  # points: every one counted
+
+
+def test_polygons_are_ranked_by_their_stored_area_in_one_pass(dsn: str) -> None:
+    """Parcels (stored ``area_m2``) are built from their ``at_most`` largest at once."""
+    full = _first_query(dsn, "parcels", 16, 1_000_000)
     assert full[0] is not None and full[1] > 100
-    over = asyncio.run(run(10))
-    assert over[0] is None and over[1] == 11
-    # The size budget still holds when the tile is only counted first.
+    top = _first_query(dsn, "parcels", 16, 10)
+    assert top[1] == 10
+    ids = [f["id"] for f in _features(bytes(top[0]), "parcels")]
+    with psycopg.connect(dsn) as conn:
+        everything = [f["id"] for f in _features(bytes(full[0]), "parcels")]
+        largest = conn.execute("SELECT id FROM land_parcels WHERE id = ANY(%s) "
+                               "ORDER BY area_m2 DESC, id LIMIT 10", (everything,)).fetchall()
+    assert sorted(ids) == sorted(i for i, in largest)
+    # The feature cap holds through the whole path.
     small, _ = _tile(dsn, "parcels", 16, max_features=10)
     assert 0 < len(_features(small, "parcels")) <= 10
     # Reduced at once or not, a tile's bytes depend on nothing but the tile and the budget.
@@ -231,3 +286,28 @@ def test_a_tile_over_the_count_is_counted_not_built(dsn: str) -> None:
     first, _ = _tile(dsn, "parcels", 16, max_bytes=budget)
     _tile(dsn, "parcels", 15)
     assert _tile(dsn, "parcels", 16, max_bytes=budget)[0] == first and len(first) <= budget
+
+
+def test_shaped_tables_store_oriented_rings_and_spans(dsn: str) -> None:
+    """Migration 0011: every polygon layer drawn in detail stores its Web Mercator rings
+    clockwise and the shorter side of their box (checked with pyproj and shapely)."""
+    detail = {layer.table for layer in VECTOR_LAYERS.values() if layer.is_polygonal and any(
+        generalize.mode_at(layer, z) == "detail" for z in range(mvt.MAX_ZOOM + 1))}
+    assert detail <= mvt.SHAPED_TABLES
+    with psycopg.connect(dsn) as conn:
+        for table in sorted(mvt.SHAPED_TABLES):
+            rows = conn.execute(
+                f"SELECT ST_AsBinary(geom), ST_AsBinary(geom_3857), geom_3857_span "  # noqa: S608
+                f"FROM {table} ORDER BY id LIMIT 300").fetchall()
+            assert rows, table
+            for g, stored, span in rows:
+                shape = shapely.from_wkb(bytes(stored))
+                for poly in getattr(shape, "geoms", [shape]):
+                    assert not poly.exterior.is_ccw  # clockwise in world coordinates
+                    assert all(ring.is_ccw for ring in poly.interiors)
+                mine = shapely.transform(shapely.from_wkb(bytes(g)),
+                                         lambda xy: np.column_stack(TO_3857.transform(*xy.T)))
+                assert shapely.equals_exact(shapely.normalize(mine), shapely.normalize(shape),
+                                            tolerance=0.01)
+                x0, y0, x1, y1 = mine.bounds
+                assert span == pytest.approx(min(x1 - x0, y1 - y0), rel=1e-6, abs=1e-3)
