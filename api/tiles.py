@@ -210,9 +210,10 @@ async def mvt_tile(state, layers: list[Layer], tms_id: str, z: int, x: int, y: i
             known, extent = service.known_extent(pool, layer)
             if known and service.cache.enabled and not _touches(extent, _near(tms_id, z, x, y)):
                 return b""
-            return await tiles.layer_tile(pool, layer, tms_id, z, x, y,
-                                          max_bytes=settings.tile_max_bytes,
-                                          max_features=settings.tile_max_features)
+            async with service.build_slots:
+                return await tiles.layer_tile(pool, layer, tms_id, z, x, y,
+                                              max_bytes=settings.tile_max_bytes,
+                                              max_features=settings.tile_max_features)
         return make
 
     key = TileKey("mvt", tuple(layer.id for layer in layers), tms_id, z, x, y)

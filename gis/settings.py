@@ -57,6 +57,10 @@ class Settings(BaseSettings):
         default=None, description="Disk tile cache (default: var_dir/tile-cache)")
     tile_cache_memory_mb: int = Field(default=256, description="In-process tile cache size (MB)")
     tile_max_bytes: int = Field(default=500_000, description="Size budget of one vector tile")
+    tile_build_concurrency: int = Field(
+        default=1, ge=1, description="Tiles one worker builds in the database at once; other "
+        "misses wait their turn (with a worker per core, a dense tile then has a core to "
+        "itself instead of sharing it with every other miss, so it comes back sooner)")
     tile_max_age: int = Field(
         default=0, description="Cache-Control max-age of tiles (s); 0: revalidate by ETag")
     basemap_url: str | None = Field(

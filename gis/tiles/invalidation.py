@@ -52,6 +52,8 @@ class TileService:
         self.cache = cache or TileCache.from_settings(settings)
         self.cache.enabled = False  # until LISTEN is established
         self.generation = 0
+        # Tiles built in the database at once by this worker (see the setting).
+        self.build_slots = asyncio.Semaphore(settings.tile_build_concurrency)
         self.pending = 0  # shared-level invalidations in flight
         self.messages = 0
         self.connected = asyncio.Event()
