@@ -385,3 +385,38 @@ def test_bulk_load_leaves_the_blocks_to_a_worker(client: TestClient, database_ur
         with psycopg.connect(database_url) as conn:
             conn.execute("DELETE FROM land_parcels WHERE map_sheet_no = 'BULK'")
         _eventually(lambda: client.get(url).status_code == 204, timeout=60)
+
+
+@pytest.mark.parametrize("slots", [1, 3])
+def test_tile_builds_per_worker_are_bounded(settings: Settings, parcel_ids: list[int],
+                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            slots: int) -> None:
+    """``HUEGIS_TILE_BUILD_CONCURRENCY``: at most that many tiles are built in the database
+    at once by one worker, however many misses arrive together (the real builder runs; the
+    wrapper only counts)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gis import tiles as gis_tiles
+
+    real, state = gis_tiles.layer_tile, {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    async def counted(*args, **kw):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        try:
+            return await real(*args, **kw)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    monkeypatch.setattr(gis_tiles, "layer_tile", counted)
+    urls = [_url(z, (LON + dx * 0.01, LAT + dy * 0.01)) for z in (15, 16)
+            for dx in range(-2, 3) for dy in range(-1, 2)]
+    with TestClient(create_app(_settings(settings, tmp_path, tile_build_concurrency=slots))) \
+            as c, ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda u: c.get(u).status_code, urls))
+    assert set(codes) <= {200, 204} and len(codes) == 30
+    assert state["most"] == slots if slots == 1 else 1 < state["most"] <= slots
