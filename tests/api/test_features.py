@@ -464,3 +464,24 @@ def test_point_geometry_and_item_links(client: TestClient, all_incidents) -> Non
     one = client.get(f"/collections/incidents/items/{f['id']}").json()
     assert one["geometry"] == f["geometry"] and Point(*one["geometry"]["coordinates"]).is_valid
     assert {"self", "alternate", "collection"} <= {lk["rel"] for lk in one["links"]}
+
+
+def test_a_repeated_filter_is_compiled_for_each_request(client: TestClient) -> None:
+    """The parsed filter is kept per worker (api.features._parsed_filter); what it means
+    still depends on each request: its collection (a field another layer lacks is a 400
+    there, every time), its bbox, and a filter that does not parse is a 400 every time."""
+    text = "land_use = 'ODT' AND area_m2 > 150"
+    pages = []
+    for bbox in ("107.575,16.458,107.588,16.468", "107.59,16.45,107.60,16.46",
+                 "107.575,16.458,107.588,16.468"):
+        r = client.get(ITEMS.format("parcels"), params={"filter": text, "bbox": bbox})
+        assert r.status_code == 200, r.text
+        feats = r.json()["features"]
+        assert feats and all(f["properties"]["land_use"] == "ODT"
+                             and f["properties"]["area_m2"] > 150 for f in feats)
+        pages.append([f["id"] for f in feats])
+        other = client.get(ITEMS.format("incidents"), params={"filter": text})
+        assert other.status_code == 400, other.text
+        bad = client.get(ITEMS.format("parcels"), params={"filter": "land_use = "})
+        assert bad.status_code == 400, bad.text
+    assert pages[0] == pages[2] != pages[1]
