@@ -165,7 +165,7 @@ def _decode(content: bytes, z: int, x: int, y: int) -> dict:
 
 
 def test_vector_tile_of_central_hue_shows_parcels(client: TestClient) -> None:
-    t = WMQ.tile(107.5810, 16.4662, 16)
+    t = WMQ.tile(107.5812, 16.4662, 18)  # every public field from z18 (below: what is drawn)
     r = client.get(f"/collections/parcels/tiles/WebMercatorQuad/{t.z}/{t.y}/{t.x}")
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/vnd.mapbox-vector-tile"

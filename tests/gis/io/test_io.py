@@ -728,7 +728,9 @@ def test_generated_parcels_round_trip_through_export_and_import(
     out = export_layer(conn, "parcels", tmp_path / "p.gpkg", "gpkg", crs="EPSG:9214",
                        include_private=True)
     assert out == before + N_ROUND_TRIP
-    original = dict(conn.execute(
+    # (sheet/number, ward) pairs as a sorted list: a sheet and number may repeat in
+    # another ward (the key includes the ward), so a dict would keep whichever row came last.
+    original = sorted(conn.execute(
         "SELECT map_sheet_no || '/' || parcel_no, ward_code FROM land_parcels "
         "WHERE source = 'synthetic'").fetchall())
     df = pyogrio.read_dataframe(tmp_path / "p.gpkg")
@@ -737,7 +739,7 @@ def test_generated_parcels_round_trip_through_export_and_import(
     conn.execute("DELETE FROM land_parcels WHERE source = 'synthetic'")
     report = import_file(conn, tmp_path / "derive.gpkg", "parcels")
     assert (report.read, report.inserted, report.skipped) == (N_ROUND_TRIP, N_ROUND_TRIP, [])
-    again = dict(conn.execute(
+    again = sorted(conn.execute(
         "SELECT map_sheet_no || '/' || parcel_no, ward_code FROM land_parcels "
         "WHERE source = 'synthetic'").fetchall())
     assert again == original
