@@ -28,6 +28,43 @@ FormatQuery = Annotated[str | None, Query(description="Output format: json or ht
                                           "(items also csv, gpkg); default from Accept")]
 
 
+ITEMS_PATH = "/collections/{collection_id}/items"
+
+
+def openapi_document(app) -> dict:
+    """FastAPI's OpenAPI document plus one items path per feature collection
+    (``/collections/parcels/items``…), listing the collection's public fields as query
+    parameters (equality filters, ``?land_use=ODT``). Clients read a collection's own
+    parameters there: QGIS's OAPIF provider then sends a layer filter on those fields to the
+    server (as query parameters) instead of downloading the whole collection to filter it
+    itself. Built once per app."""
+    doc = getattr(app.state, "openapi_document", None)
+    if doc is not None:
+        return doc
+    from api.features import JSON_TYPES  # the catalog's types as JSON Schema
+    from layers import VECTOR_LAYERS
+
+    doc = dict(app.openapi())
+    paths = dict(doc["paths"])
+    generic = paths.get(ITEMS_PATH, {}).get("get")
+    if generic is not None:
+        common = [p for p in generic.get("parameters", []) if p.get("in") != "path"]
+        for layer in VECTOR_LAYERS.values():
+            fields = [{"name": f.name, "in": "query", "required": False, "style": "form",
+                       "explode": False, "schema": dict(JSON_TYPES[f.type]),
+                       "description": f"Features whose {f.title_in('en')} equals this value"}
+                      for f in layer.public_fields]
+            taken = {p["name"] for p in common}
+            paths[f"/collections/{layer.id}/items"] = {"get": {
+                **{k: v for k, v in generic.items() if k not in ("parameters", "operationId")},
+                "summary": f"{layer.title}: features",
+                "operationId": f"getItems_{layer.id}",
+                "parameters": common + [p for p in fields if p["name"] not in taken]}}
+    doc["paths"] = paths
+    app.state.openapi_document = doc
+    return doc
+
+
 def negotiate(request: Request, f: str | None, allowed: tuple[str, ...] = ("json", "html")
               ) -> str:
     """The response format: ``f`` when given (400 if not offered), else from ``Accept``
@@ -127,7 +164,7 @@ class LandingRouter:
             """This API's OpenAPI 3 document (HTML: the interactive documentation)."""
             if negotiate(request, f) == "html":
                 return RedirectResponse(f"{base_url(request, settings)}/docs", status_code=303)
-            return JSONResponse(request.app.openapi(), media_type=OPENAPI_TYPE)
+            return JSONResponse(openapi_document(request.app), media_type=OPENAPI_TYPE)
 
         @r.get("/health", summary="Health check")
         async def health(request: Request) -> JSONResponse:
