@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import asyncpg
 import mapbox_vector_tile
-import numpy as np
 import morecantile
+import numpy as np
 import psycopg
 import pytest
 import shapely
