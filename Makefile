@@ -51,7 +51,7 @@ run: demo
 test: venv
 	$(BIN)/ruff check gis api layers tests bench migrations scripts
 	@test -n "$$HUEGIS_TEST_DATABASE_URL" || $(BIN)/huegis db up
-	$(BIN)/python -m pytest tests gis layers --doctest-modules
+	$(BIN)/python -m pytest tests gis layers api --doctest-modules
 
 lint: venv
 	$(BIN)/ruff check gis api layers tests bench migrations scripts

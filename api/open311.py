@@ -76,7 +76,7 @@ def _xml_fill(parent: ET.Element, value: Any, tag: str) -> None:
 def to_xml(root: str, value: Any) -> bytes:
     """GeoReport XML: a list becomes ``<root><item>…`` with the item name of the root.
 
-    >>> to_xml("errors", [{"code": 400, "description": "bad"}]).decode()[-70:]
+    >>> to_xml("errors", [{"code": 400, "description": "bad"}]).decode()[-78:]
     '<errors><error><code>400</code><description>bad</description></error></errors>'
     """
     top = ET.Element(root)

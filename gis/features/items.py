@@ -433,7 +433,7 @@ def feature_collection_bytes(features: bytes | None, links: list[dict], number_r
     """:func:`feature_collection` of a page's features as UTF-8 bytes (:func:`page_sql`),
     the same text encoded: the features are copied once, never decoded.
 
-    >>> feature_collection_bytes(b'{"id": 1},{"id": 2}', [], 2)[-42:]
+    >>> feature_collection_bytes(b'{"id": 1},{"id": 2}', [], 2)[-47:]
     b'"links": [], "features": [{"id": 1},{"id": 2}]}'
     """
     head = feature_collection([], links, number_returned, number_matched, time_stamp)

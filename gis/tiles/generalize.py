@@ -82,7 +82,9 @@ def fields_at(layer: Layer, fields: list[str], z: int) -> list[str]:
     >>> parcels = VECTOR_LAYERS["parcels"]
     >>> fields_at(parcels, ["parcel_no", "land_use", "area_m2"], 14)
     ['land_use']
-    >>> fields_at(parcels, ["parcel_no", "land_use", "area_m2"], 17)
+    >>> fields_at(parcels, ["parcel_no", "land_use", "area_m2"], 17)  # labels from 17
+    ['parcel_no', 'land_use']
+    >>> fields_at(parcels, ["parcel_no", "land_use", "area_m2"], 18)
     ['parcel_no', 'land_use', 'area_m2']
     """
     g = layer.generalize

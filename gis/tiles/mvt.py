@@ -315,8 +315,8 @@ def feature_bytes(layer: Layer, z: int) -> tuple[int, int]:
     tiles a worker made before.
 
     >>> from layers import VECTOR_LAYERS
-    >>> feature_bytes(VECTOR_LAYERS["parcels"], 16)
-    (32, 156)
+    >>> feature_bytes(VECTOR_LAYERS["parcels"], 18), feature_bytes(VECTOR_LAYERS["parcels"], 16)
+    ((32, 156), (16, 60))
     """
     mode = generalize.mode_at(layer, z)
     fields = {"blocks": 3, "clusters": 2}.get(mode, len(tile_fields(layer, z)) + 1)
