@@ -325,9 +325,6 @@ def main() -> None:  # noqa: C901 (one scenario after another)
             load(url, tmp, args.rows, args.seed)
         boxes, ids, total = sample(url, 2000, args.seed)
         servers: dict[str, tuple[str, str]] = {}  # name -> (base, collection path)
-        # No access log, like the peers: tipg runs at --log-level warning (uvicorn logs no
-        # request) and gunicorn's access log is off unless configured.
-        os.environ["HUEGIS_ACCESS_LOG"] = "false"
         proc, base = start_huegis(url, tmp, args.workers)
         procs.append(proc)
         servers["huegis"] = (base, "/collections/parcels")

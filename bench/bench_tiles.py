@@ -89,9 +89,7 @@ def tile_list(zooms: tuple[int, int] = ZOOMS, bbox=CENTRAL_HUE) -> list[tuple[in
 
 
 def start_huegis(url: str, var_dir: Path, workers: int) -> tuple[subprocess.Popen, str]:
-    # No access log, like tipg (uvicorn at --log-level warning logs no request), and the
-    # extent scans of start-up finished before the cold run (2 s: one scan per worker).
-    os.environ["HUEGIS_ACCESS_LOG"] = "false"
+    # The extent scans of start-up finished before the cold run (2 s: one scan per worker).
     return common.start_huegis(url, var_dir, workers, settle=2.0)  # both workers LISTENing
 
 

@@ -38,9 +38,12 @@ def start_huegis(url: str, var_dir: Path, workers: int, settle: float = 0.0
                  ) -> tuple[subprocess.Popen, str]:
     """``huegis serve --workers N`` on database ``url``; returns the process and its base URL.
 
-    ``settle`` seconds more after the first answer (every worker LISTENing, for tiles)."""
+    ``settle`` seconds more after the first answer (every worker LISTENing, for tiles).
+    No access log, like the peers (tipg under uvicorn at ``--log-level warning``, pygeoapi
+    under gunicorn, TiTiler: none logs a line per request)."""
     port = free_port()
-    env = {**os.environ, "HUEGIS_DATABASE_URL": url, "HUEGIS_VAR_DIR": str(var_dir)}
+    env = {**os.environ, "HUEGIS_DATABASE_URL": url, "HUEGIS_VAR_DIR": str(var_dir),
+           "HUEGIS_ACCESS_LOG": "false"}
     proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port),
                              "--workers", str(workers)], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

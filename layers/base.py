@@ -102,7 +102,9 @@ class Generalize:
     (the style's class field, and its label field once labels show) besides the feature id;
     clients read the rest by id (the web map's popup does). Encoding attributes is most of a
     dense tile's cost. ``extra_fields`` are the ``(name, type)`` of what the generalized
-    view carries.
+    view carries. ``marks`` (clustered points): the table keeping, per grid cell, the
+    newest point with the fields the style draws with, from which rendered maps draw the
+    detail markers instead of thinning every point per image (migration 0012).
     """
 
     minzoom: int
@@ -110,6 +112,7 @@ class Generalize:
     until: int  # first zoom drawn in detail
     late_fields: tuple[tuple[str, int], ...] = ()
     lean_until: int | None = None
+    marks: str | None = None
     extra_fields: tuple[tuple[str, str], ...] = ()
 
 

@@ -81,5 +81,6 @@ INCIDENTS = Layer(
     keywords=("incidents", "citizen reports"),
     public_view="incidents_public",
     generalize=Generalize(6, "clusters", 15, late_fields=(("description", 17),),
+                          marks="incident_marks",
                           extra_fields=(("count", "Number"), ("category", "String"))),
 )

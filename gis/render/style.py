@@ -46,11 +46,6 @@ SYMBOL_SVG = {
 CLUSTER_CELL_PX = 16
 # Large polygons with more vertices than this are simplified to half a pixel by PostGIS.
 SIMPLIFY_MIN_POINTS = 64
-# Tables whose dense points are thinned ahead in ``incident_marks`` (migration 0012), and its
-# levels (cells of 40075016.69 / 2^level m).
-MARKED_TABLES = frozenset({"incidents"})
-MARK_LEVELS = (19, 21)
-MARK_COLUMNS = ("status",)  # what a marker is drawn with (the incidents style's class field)
 # Wards are read from their per-zoom simplifications up to this zoom, in detail after it.
 WARDS_GEN_UNTIL = 15
 # Queries of one map of several layers sent to PostGIS at once (Mapnik's asynchronous
@@ -325,8 +320,8 @@ def datasource_sql(layer: Layer, srid: int, stored_3857: bool = False,
                     f"floor(ST_Y({g}) / {cell})::bigint")
 
         fid = f"t.{ident(layer.id_column)}"
-        if layer.table in MARKED_TABLES and stored_3857 and srid == 3857 and \
-                set(names) <= {ident(c) for c in MARK_COLUMNS}:
+        marks = layer.generalize.marks
+        if marks is not None and stored_3857 and srid == 3857:
             # Thinned ahead (migration 0012): the newest report of each cell of the finest
             # stored grid not coarser than the image's cells (read by key: the cells the
             # image covers), thinned again per image cell; beyond the finest level (zoomed
@@ -341,11 +336,11 @@ def datasource_sql(layer: Layer, srid: int, stored_3857: bool = False,
                 f"(SELECT DISTINCT ON (p.__cell) p.geom{carried} "
                 f"FROM (SELECT {key('m.geom_3857')} AS __cell, m.id AS __id, m.geom_3857 AS geom"
                 f"{''.join(', m.' + n for n in names)} "
-                f"FROM incident_marks AS m WHERE m.level = {level} AND {cells} "
+                f"FROM {ident(marks)} AS m WHERE m.level = {level} AND {cells} "
                 f"AND m.geom_3857 && !bbox! "
                 f"UNION ALL SELECT {key('t.geom_3857')}, {fid}, t.geom_3857"
                 f"{''.join(', t.' + n for n in names)} FROM {frm} "
-                f"WHERE {level} > {MARK_LEVELS[1]} AND {where}) AS p "
+                f"WHERE {level} IS NULL AND {where}) AS p "
                 f"ORDER BY p.__cell, p.__id DESC) AS q")
         return (f"(SELECT DISTINCT ON (__cell) geom{''.join(', ' + n for n in names)} "
                 f"FROM (SELECT {key(geom)} AS __cell, {fid} AS __id, {select}) "

@@ -34,9 +34,6 @@ MAX_ZOOM = 24
 # workers, whose start-up only costs when every core is busy with other tiles.
 SERIAL = "huegis_tiles_serial()"
 _TMS: dict[str, morecantile.TileMatrixSet] = {}
-# Tables whose ``geom_3857`` holds rings oriented for MVT, with ``geom_3857_span`` (the
-# shorter side of the bounding box, metres): migration 0011.
-SHAPED_TABLES = frozenset({"land_parcels", "construction"})
 REDUCTION_STEPS = 4
 
 
@@ -96,9 +93,9 @@ def _tile_geom(geom: str, raw: str | None, kind: str, env: str, benv: str,
     the buffer's edge, or small enough to collapse — goes through ``ST_AsMVTGeom``. ``raw``
     is the stored column whose cached bounding box is tested (``None``: always
     ``ST_AsMVTGeom``, e.g. for a geometry transformed on the fly). ``shaped``: ``raw``
-    belongs to a table of :data:`SHAPED_TABLES`, whose rings are stored oriented and whose
-    ``geom_3857_span`` holds the bounding box's shorter side (``geom`` is then ``raw`` or
-    ``raw`` simplified, which keeps the vertex order).
+    is the ``geom_3857`` of a polygon layer drawn in detail, whose table stores its rings
+    oriented and the bounding box's shorter side in ``geom_3857_span`` (migration 0011;
+    ``geom`` is then ``raw`` or ``raw`` simplified, which keeps the vertex order).
     """
     exact = f"ST_AsMVTGeom({geom}, {env}::box2d, {EXTENT}, {BUFFER}, true)"
     if raw is None:
@@ -201,8 +198,7 @@ def _layer_sql(layer: Layer, mode: str, srid: int, fields: tuple[str, ...],
                 size = f"t.{ident(stored)} DESC NULLS LAST, t.{ident(layer.id_column)}"
             geom = f"ST_Simplify({geom}, $10::float8, true)"
             order = f" ORDER BY {size} LIMIT $9"
-    shaped = mode == "detail" and kind == "polygon" and srid == 3857 and \
-        layer.table in SHAPED_TABLES
+    shaped = mode == "detail" and kind == "polygon" and srid == 3857
     body = (f"SELECT {_tile_geom(geom, raw, kind, env, benv, shaped)} AS __geom"
             + (", " + cols if cols else "") + f" FROM {source} WHERE {where}{order}")
     build = f"SELECT ST_AsMVT(m.*, {name}, {EXTENT}, '__geom'{id_arg}) FROM ({body}) AS m"
@@ -220,6 +216,7 @@ def _layer_sql(layer: Layer, mode: str, srid: int, fields: tuple[str, ...],
             f"WHERE {SERIAL}")
 
 
+@lru_cache(maxsize=64)
 def _stored_size(layer: Layer) -> str | None:
     """The field holding a polygon's area in m² (``derive="area"``), if the layer has one.
 

@@ -37,7 +37,7 @@ depends_on = None
 # Levels 19-21: the 8-pixel cells of 256-pixel zooms 14-16 (incidents are drawn one by one
 # from zoom 15; 512-pixel tiles use the next finer level). Coarser levels would cost the
 # intake more (every new report takes over its cell at each level) for clusters' zooms.
-LEVELS = (19, 21)  # gis.render.style.MARK_LEVELS reads the same
+LEVELS = (19, 21)
 WORLD = "40075016.685578488"  # the Web Mercator world's width, metres
 
 _UPGRADE = f"""
@@ -51,14 +51,14 @@ CREATE FUNCTION huegis_mark_index(v double precision, level integer) RETURNS int
   SELECT greatest(-2147483647, least(2147483647, floor(v / huegis_mark_size(level))))::integer
 $$;
 
--- The finest stored level whose cells are not larger than ``cell`` metres (may exceed
--- {LEVELS[1]}: then no level is fine enough, read the reports; 99 for no size, as Mapnik
--- asks when it reads a datasource's columns).
+-- The finest stored level whose cells are not larger than ``cell`` metres; NULL when no
+-- stored level is fine enough (read the reports themselves), or for no size (as Mapnik asks
+-- when it reads a datasource's columns).
 CREATE FUNCTION huegis_mark_level(cell double precision) RETURNS integer
   LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT CASE WHEN cell > 0 THEN
-    greatest({LEVELS[0]}, ceil(log(2.0, ({WORLD} / cell)::numeric) - 1e-9)::integer)
-  ELSE 99 END $$;
+  SELECT CASE WHEN cell > 0 AND ceil(log(2.0, ({WORLD} / cell)::numeric) - 1e-9) <= {LEVELS[1]}
+    THEN greatest({LEVELS[0]}, ceil(log(2.0, ({WORLD} / cell)::numeric) - 1e-9)::integer)
+  END $$;
 
 -- Read by key ranges (an image's columns and rows at one level), written by key: the
 -- primary key is the only index, so a new report taking over a cell is a HOT update (no

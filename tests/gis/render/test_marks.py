@@ -17,7 +17,7 @@ from layers.incidents import SENSITIVE_CATEGORIES
 from tests.common import DAI_NOI_LONLAT
 
 WORLD = 40075016.685578488
-LEVELS = range(style.MARK_LEVELS[0], style.MARK_LEVELS[1] + 1)
+INCIDENTS = VECTOR_LAYERS["incidents"]
 
 
 @pytest.fixture
@@ -28,6 +28,21 @@ def conn(demo_settings: Settings) -> Iterator[psycopg.Connection]:
         c.rollback()
 
 
+def _levels(conn: psycopg.Connection) -> list[int]:
+    """The stored levels: those an image at 256-pixel zooms 14–16 reads (8-pixel cells)."""
+    return [conn.execute("SELECT huegis_mark_level(%s)", (8 * WORLD / (256 * 2 ** z),))
+            .fetchone()[0] for z in (14, 15, 16)]
+
+
+def test_levels_follow_the_zooms_drawn_in_detail(conn: psycopg.Connection) -> None:
+    assert _levels(conn) == [19, 20, 21]
+    stored = [r[0] for r in conn.execute("SELECT DISTINCT level FROM incident_marks ORDER BY 1")]
+    assert stored == [19, 20, 21]
+    # Finer than the finest level, or no size at all: no level (the reports are read).
+    assert conn.execute("SELECT huegis_mark_level(%s), huegis_mark_level(0)",
+                        (8 * WORLD / (256 * 2 ** 17),)).fetchone() == (None, None)
+
+
 def _expected(conn: psycopg.Connection) -> set[tuple[int, int, int, int, str]]:
     """(level, col, row, id, status) of the newest report per cell, from the public points
     (numpy)."""
@@ -36,7 +51,7 @@ def _expected(conn: psycopg.Connection) -> set[tuple[int, int, int, int, str]]:
     rows = np.array([r[:3] for r in found])
     status = {int(r[0]): r[3] for r in found}
     out = set()
-    for level in LEVELS:
+    for level in _levels(conn):
         size = WORLD / 2 ** level
         cols, rws = np.floor(rows[:, 1] / size), np.floor(rows[:, 2] / size)
         newest: dict[tuple[int, int], int] = {}
@@ -89,12 +104,18 @@ def test_marks_follow_every_write(conn: psycopg.Connection) -> None:
     assert _marks(conn) == _expected(conn)
 
 
-def test_markers_carry_what_the_style_draws_with() -> None:
-    """The thinned markers hold the fields the renderer draws incidents with; a style that
-    needed another would silently fall back to reading every report."""
-    layer = VECTOR_LAYERS["incidents"]
-    drawn = {f for f in (style.classify_field(layer), style.label_field(layer)) if f}
-    assert drawn and drawn <= set(style.MARK_COLUMNS)
+def test_markers_carry_what_the_style_draws_with(conn: psycopg.Connection) -> None:
+    """Every clustered layer's markers table (``Generalize.marks`` in the catalog) holds the
+    fields the renderer draws the layer with."""
+    marked = [layer for layer in VECTOR_LAYERS.values()
+              if layer.generalize is not None and layer.generalize.marks is not None]
+    assert INCIDENTS in marked
+    for layer in marked:
+        drawn = {f for f in (style.classify_field(layer), style.label_field(layer)) if f}
+        columns = {r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s",
+            (layer.generalize.marks,))}
+        assert drawn and drawn | {"level", "col", "row", "id", "geom_3857"} <= columns
 
 
 @pytest.mark.parametrize("z", [15, 16])
@@ -102,7 +123,7 @@ def test_thinning_from_marks_equals_thinning_every_report(conn: psycopg.Connecti
                                                           z: int) -> None:
     """At a tile's scale the image's cells are a stored level's: the same markers (ids and
     points) as thinning every report in view, by the renderer's own query."""
-    layer = VECTOR_LAYERS["incidents"]
+    layer = INCIDENTS
     view = next(v for v in style.zoom_views(layer) if v.mode == "detail")
     sql = style.datasource_sql(layer, 3857, True, view)
     assert "incident_marks" in sql
